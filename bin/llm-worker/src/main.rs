@@ -1,0 +1,3 @@
+//! llm-worker entry point.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! queen-rbee entry point.
+
+fn main() {}

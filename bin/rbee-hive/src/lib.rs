@@ -1,0 +1,1 @@
+//! rbee-hive library.

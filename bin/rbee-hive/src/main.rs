@@ -1,0 +1,3 @@
+//! rbee-hive entry point.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! rbee-keeper library.

@@ -1,0 +1,3 @@
+//! rbee-keeper entry point.
+
+fn main() {}

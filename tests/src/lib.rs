@@ -1,0 +1,1 @@
+//! Cross-process end-to-end suite; the tests live in `tests/it`.
