@@ -1,0 +1,247 @@
+//! The registry handle: a map from id to entry behind one short-held lock.
+
+use std::{borrow::Cow, collections::BTreeMap, fmt, sync::Arc};
+
+use parking_lot::Mutex;
+use shared_contract::{Entry, Heartbeat, Id, State, Target, Timestamp, Transition};
+use tokio::time::Instant;
+
+use crate::{
+    Counts, Expired, Filter, RegistryConfig, RegistryError, Upsert,
+    slot::{Change, Slot},
+};
+
+/// A cheap-to-clone handle to one registry (hives or workers).
+///
+/// The lock is a `parking_lot::Mutex` because every heartbeat writes and every critical
+/// section is a map lookup plus a few field updates; nothing awaits or serializes under it.
+/// Entries are kept in a `BTreeMap` so listings come out sorted by id without a sort.
+pub struct Registry<T> {
+    shared: Arc<Shared<T>>,
+}
+
+struct Shared<T> {
+    config: RegistryConfig,
+    entries: Mutex<BTreeMap<Id, Slot<T>>>,
+}
+
+impl<T> Clone for Registry<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Registry<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("config", &self.shared.config)
+            .field("len", &self.shared.entries.lock().len())
+            .finish()
+    }
+}
+
+impl<T: Heartbeat> Registry<T> {
+    /// Creates an empty registry.
+    pub fn new(config: RegistryConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                entries: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// Returns the configuration the registry was created with.
+    pub fn config(&self) -> RegistryConfig {
+        self.shared.config
+    }
+
+    /// Records a validated heartbeat received at `now` (monotonic) and `wall` (queen clock).
+    ///
+    /// `sent_at` is the sender's timestamp; it only feeds `clock_skew_ms`. A new id beyond
+    /// `max_entries` is refused and changes nothing; known ids always update.
+    pub fn upsert(
+        &self,
+        payload: T,
+        sent_at: Timestamp,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Result<Upsert, RegistryError> {
+        let clock_skew_ms = (sent_at - wall).num_milliseconds();
+        let payload = Arc::new(payload);
+        let mut entries = self.shared.entries.lock();
+        if let Some(slot) = entries.get_mut(payload.id()) {
+            let beat = slot.beat(payload, clock_skew_ms, now, wall);
+            let transition = beat
+                .change
+                .map(|c| c.into_transition::<T>(slot.id.clone(), wall));
+            return Ok(Upsert {
+                transition,
+                changed: beat.changed,
+                conflict_started: beat.conflict_started,
+            });
+        }
+        let max_entries = self.shared.config.max_entries;
+        if entries.len() >= max_entries {
+            return Err(RegistryError::Full { max_entries });
+        }
+        let id = Id::parse("id", payload.id())?;
+        let (slot, change) = Slot::new(id.clone(), payload, clock_skew_ms, now, wall);
+        entries.insert(id.clone(), slot);
+        Ok(Upsert {
+            transition: Some(change.into_transition::<T>(id, wall)),
+            changed: true,
+            conflict_started: false,
+        })
+    }
+
+    /// Applies the clock: online entries past the timeout go offline, offline and left entries
+    /// past retention are removed, and conflict flags older than a timeout clear.
+    pub fn expire(&self, now: Instant, wall: Timestamp) -> Expired {
+        let RegistryConfig {
+            timeout, retention, ..
+        } = self.shared.config;
+        let mut out = Expired::default();
+        let mut entries = self.shared.entries.lock();
+        entries.retain(|_, slot| {
+            if slot.state == State::Online && now >= slot.last_seen_at + timeout {
+                // Retention counts from the moment the timeout elapsed, not from when this
+                // pass happened to run.
+                slot.since = slot.last_seen_at + timeout;
+                slot.state = State::Offline;
+                out.changed = true;
+                out.transitions.push(
+                    Change {
+                        from: Some(State::Online),
+                        to: Target::Offline,
+                        reason: Cow::Borrowed("heartbeat timeout"),
+                    }
+                    .into_transition::<T>(slot.id.clone(), wall),
+                );
+            }
+            if slot.state != State::Online && now >= slot.since + retention {
+                out.changed = true;
+                out.transitions.push(
+                    Change {
+                        from: Some(slot.state),
+                        to: Target::Removed,
+                        reason: Cow::Borrowed("retention expired"),
+                    }
+                    .into_transition::<T>(slot.id.clone(), wall),
+                );
+                return false;
+            }
+            if slot.last_conflict_at.is_some_and(|at| now >= at + timeout) {
+                slot.last_conflict_at = None;
+                out.changed = true;
+            }
+            let deadline = slot.deadline(timeout, retention);
+            out.next_deadline = Some(out.next_deadline.map_or(deadline, |d| d.min(deadline)));
+            true
+        });
+        out
+    }
+
+    /// Returns the earliest instant at which [`Registry::expire`] would change something.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let RegistryConfig {
+            timeout, retention, ..
+        } = self.shared.config;
+        self.shared
+            .entries
+            .lock()
+            .values()
+            .map(|slot| slot.deadline(timeout, retention))
+            .min()
+    }
+
+    /// Removes one entry at once, returning its `removed` transition, or `None` if unknown.
+    pub fn remove(&self, id: &str, wall: Timestamp) -> Option<Transition> {
+        let slot = self.shared.entries.lock().remove(id)?;
+        Some(
+            Change {
+                from: Some(slot.state),
+                to: Target::Removed,
+                reason: Cow::Borrowed("deleted"),
+            }
+            .into_transition::<T>(slot.id, wall),
+        )
+    }
+
+    /// Returns one entry as listed, aged against `now`.
+    pub fn get(&self, id: &str, now: Instant) -> Option<Entry<Arc<T>>> {
+        self.shared.entries.lock().get(id).map(|s| s.entry(now))
+    }
+
+    /// Returns the entries that pass `filter`, sorted by id.
+    pub fn list(&self, filter: Filter, now: Instant) -> Vec<Entry<Arc<T>>> {
+        let entries = self.shared.entries.lock();
+        let keep = |slot: &&Slot<T>| match filter {
+            Filter::All => true,
+            Filter::Online => slot.state == State::Online,
+            Filter::Available => slot.is_available(),
+        };
+        entries
+            .values()
+            .filter(keep)
+            .map(|s| s.entry(now))
+            .collect()
+    }
+
+    /// Returns every entry and the online ids, both sorted, taken under one lock so they agree.
+    pub fn view(&self, now: Instant) -> View<T> {
+        let entries = self.shared.entries.lock();
+        let mut view = View {
+            entries: Vec::with_capacity(entries.len()),
+            online_ids: Vec::new(),
+            available: 0,
+        };
+        for slot in entries.values() {
+            if slot.state == State::Online {
+                view.online_ids.push(slot.id.clone());
+            }
+            let entry = slot.entry(now);
+            view.available += usize::from(entry.available);
+            view.entries.push(entry);
+        }
+        view
+    }
+
+    /// Returns how many entries are in each state.
+    pub fn counts(&self) -> Counts {
+        let entries = self.shared.entries.lock();
+        let mut counts = Counts::default();
+        for slot in entries.values() {
+            match slot.state {
+                State::Online => counts.online += 1,
+                State::Offline => counts.offline += 1,
+                State::Left => counts.left += 1,
+            }
+            counts.available += usize::from(slot.is_available());
+        }
+        counts
+    }
+
+    /// Returns the number of entries retained.
+    pub fn len(&self) -> usize {
+        self.shared.entries.lock().len()
+    }
+
+    /// Returns whether the registry holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every entry of a registry plus its online ids, consistent with each other.
+#[derive(Debug)]
+pub struct View<T> {
+    /// Every retained entry, sorted by id.
+    pub entries: Vec<Entry<Arc<T>>>,
+    /// Ids of online entries, sorted.
+    pub online_ids: Vec<Id>,
+    /// How many entries are available.
+    pub available: usize,
+}

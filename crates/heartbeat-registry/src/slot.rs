@@ -1,0 +1,202 @@
+//! One registry entry and the liveness rules that apply to it (SPEC section 3).
+
+use std::{borrow::Cow, sync::Arc, time::Duration};
+
+use shared_contract::{Entry, Heartbeat, Id, State, Target, Timestamp, Transition};
+use tokio::time::Instant;
+
+use crate::is_available;
+
+/// What the registry remembers about one id.
+#[derive(Debug)]
+pub(crate) struct Slot<T> {
+    pub(crate) id: Id,
+    /// The last payload of the newest incarnation seen; its `started_at` is the newest seen.
+    pub(crate) payload: Arc<T>,
+    pub(crate) state: State,
+    pub(crate) first_seen: Timestamp,
+    pub(crate) last_seen: Timestamp,
+    /// Monotonic receipt time of the last heartbeat: the only clock liveness uses.
+    pub(crate) last_seen_at: Instant,
+    /// When the entry entered its current state; retention counts from here.
+    pub(crate) since: Instant,
+    pub(crate) clock_skew_ms: i64,
+    pub(crate) restarts: u32,
+    /// The last heartbeat from an older incarnation, while a conflict episode lasts.
+    pub(crate) last_conflict_at: Option<Instant>,
+}
+
+/// A transition before it is given its id and wall time.
+pub(crate) struct Change {
+    pub(crate) from: Option<State>,
+    pub(crate) to: Target,
+    pub(crate) reason: Cow<'static, str>,
+}
+
+impl Change {
+    pub(crate) fn into_transition<T: Heartbeat>(self, id: Id, at: Timestamp) -> Transition {
+        Transition {
+            kind: T::KIND,
+            id,
+            from: self.from,
+            to: self.to,
+            reason: self.reason.into_owned(),
+            at,
+        }
+    }
+}
+
+/// The outcome of one heartbeat for an existing slot.
+pub(crate) struct Beat {
+    pub(crate) change: Option<Change>,
+    pub(crate) changed: bool,
+    pub(crate) conflict_started: bool,
+}
+
+/// The reason recorded when an older incarnation shows up.
+pub(crate) const CONFLICT_REASON: &str = "id conflict: heartbeat from an older started_at, a second process may be sending under this id";
+
+impl<T: Heartbeat> Slot<T> {
+    pub(crate) fn new(
+        id: Id,
+        payload: Arc<T>,
+        clock_skew_ms: i64,
+        now: Instant,
+        wall: Timestamp,
+    ) -> (Self, Change) {
+        let state = state_for(&*payload);
+        let slot = Self {
+            id,
+            payload,
+            state,
+            first_seen: wall,
+            last_seen: wall,
+            last_seen_at: now,
+            since: now,
+            clock_skew_ms,
+            restarts: 0,
+            last_conflict_at: None,
+        };
+        let change = Change {
+            from: None,
+            to: state.into(),
+            reason: Cow::Borrowed("first heartbeat"),
+        };
+        (slot, change)
+    }
+
+    /// Applies a heartbeat received at `now` (monotonic) and `wall`.
+    pub(crate) fn beat(
+        &mut self,
+        payload: Arc<T>,
+        clock_skew_ms: i64,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Beat {
+        let incoming = payload.started_at();
+        let current = self.payload.started_at();
+        if incoming < current {
+            // An older incarnation cannot follow a newer one: two processes share the id. The
+            // entry keeps following the newest incarnation; the older one only raises the flag.
+            let started = self.last_conflict_at.is_none();
+            self.last_conflict_at = Some(now);
+            return Beat {
+                change: started.then(|| Change {
+                    from: Some(self.state),
+                    to: self.state.into(),
+                    reason: Cow::Borrowed(CONFLICT_REASON),
+                }),
+                changed: started,
+                conflict_started: started,
+            };
+        }
+
+        let old_state = self.state;
+        let old_status = self.payload.status();
+        let new_state = state_for(&*payload);
+        let new_status = payload.status();
+        let health_changed = self.payload.health().status() != payload.health().status();
+
+        let reason: Option<Cow<'static, str>> = if incoming > current {
+            self.restarts = self.restarts.saturating_add(1);
+            Some(Cow::Borrowed("restarted"))
+        } else if old_state != new_state {
+            Some(Cow::Borrowed(match (old_state, new_state) {
+                (_, State::Left) => "graceful shutdown",
+                (State::Left, _) => "rejoined",
+                _ => "heartbeat resumed",
+            }))
+        } else if old_status != new_status {
+            Some(Cow::Owned(format!("status {old_status} -> {new_status}")))
+        } else {
+            None
+        };
+
+        if new_state != old_state {
+            self.since = now;
+        }
+        self.state = new_state;
+        self.payload = payload;
+        self.last_seen = wall;
+        self.last_seen_at = now;
+        self.clock_skew_ms = clock_skew_ms;
+
+        let changed = reason.is_some() || health_changed;
+        Beat {
+            change: reason.map(|reason| Change {
+                from: Some(old_state),
+                to: new_state.into(),
+                reason,
+            }),
+            changed,
+            conflict_started: false,
+        }
+    }
+
+    /// Returns the instant at which this entry times out, leaves retention or clears its conflict.
+    pub(crate) fn deadline(&self, timeout: Duration, retention: Duration) -> Instant {
+        let state_deadline = match self.state {
+            State::Online => self.last_seen_at + timeout,
+            State::Offline | State::Left => self.since + retention,
+        };
+        match self.last_conflict_at {
+            Some(at) => state_deadline.min(at + timeout),
+            None => state_deadline,
+        }
+    }
+
+    pub(crate) fn is_available(&self) -> bool {
+        is_available(
+            self.state,
+            self.payload.status(),
+            self.payload.health().status(),
+        )
+    }
+
+    /// Returns the entry as listed, aged against `now`.
+    pub(crate) fn entry(&self, now: Instant) -> Entry<Arc<T>> {
+        Entry {
+            payload: Arc::clone(&self.payload),
+            state: self.state,
+            available: self.is_available(),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            last_seen_ms_ago: u64::try_from(
+                now.saturating_duration_since(self.last_seen_at).as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+            clock_skew_ms: self.clock_skew_ms,
+            restarts: self.restarts,
+            conflict: self.last_conflict_at.is_some(),
+        }
+    }
+}
+
+/// Returns the state a heartbeat with this payload puts its entry in.
+fn state_for<T: Heartbeat>(payload: &T) -> State {
+    if payload.status().is_leaving() {
+        State::Left
+    } else {
+        State::Online
+    }
+}
