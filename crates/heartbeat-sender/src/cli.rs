@@ -1,0 +1,162 @@
+//! Command-line pieces shared by the sender daemons: the common flags and their parsers.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, error::ErrorKind};
+use reqwest::Url;
+use shared_contract::{MAX_ID_LEN, check_id};
+
+use crate::SenderConfig;
+
+/// The flags every sender has (SPEC section 6), flattened into each daemon's `Config`.
+#[derive(Debug, Clone, Args)]
+pub struct SenderArgs {
+    /// The queen's base URL.
+    #[arg(long, env = "RBEE_QUEEN_URL", default_value = "http://127.0.0.1:8500", value_parser = parse_queen_url)]
+    pub queen_url: Url,
+
+    /// Heartbeat interval until the queen asks for another one (e.g. 5s, 250ms).
+    #[arg(long, env = "RBEE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Bearer token the queen requires.
+    #[arg(long, env = "RBEE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl SenderArgs {
+    /// Returns the sender configuration these flags describe.
+    pub fn sender_config(&self) -> SenderConfig {
+        SenderConfig::new(
+            self.queen_url.clone(),
+            self.heartbeat_interval,
+            self.token.clone(),
+        )
+    }
+}
+
+/// Parses the command line and environment, or exits: `--help`/`--version` print and exit 0,
+/// anything else prints one line to stderr and exits 2, before any port is bound.
+pub fn parse_or_exit<C: Parser>() -> C {
+    match C::try_parse() {
+        Ok(config) => config,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => exit_with_config_error(&e.to_string()),
+    }
+}
+
+/// Prints the first line of `message` to stderr and exits with code 2 (usage error).
+pub fn exit_with_config_error(message: &str) -> ! {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid configuration");
+    #[allow(
+        clippy::print_stderr,
+        reason = "the one-line message for bad configuration"
+    )]
+    {
+        eprintln!("{line}");
+    }
+    std::process::exit(2)
+}
+
+/// Parses a human-readable, non-zero duration such as `5s` or `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 5s, 250ms)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// Parses the queen URL: `http://` with a host (this build speaks plain HTTP only).
+pub fn parse_queen_url(s: &str) -> Result<Url, String> {
+    parse_http_url(s)
+}
+
+/// Parses an `http://` URL with a host, such as a backend's base URL.
+pub fn parse_http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!("scheme must be http, not {}", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("missing host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".to_owned());
+    }
+    Ok(url)
+}
+
+/// Parses an id flag under the contract's id rule.
+pub fn parse_id(s: &str) -> Result<String, String> {
+    check_id("id", s).map_err(|e| e.reason)?;
+    Ok(s.to_owned())
+}
+
+/// Returns this machine's host name turned into a valid id: characters outside
+/// `[A-Za-z0-9._:-]` become `-`, and an empty result becomes `localhost`.
+pub fn host_id(host_name: &str) -> String {
+    let id: String = host_name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_ID_LEN)
+        .collect();
+    if id.is_empty() {
+        "localhost".to_owned()
+    } else {
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_human_readable_and_non_zero() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn queen_urls_must_be_http_with_a_host() {
+        assert!(parse_queen_url("http://127.0.0.1:8500").is_ok());
+        assert!(parse_queen_url("http://queen.lan/prefix").is_ok());
+        assert!(parse_queen_url("https://queen").is_err());
+        assert!(parse_queen_url("127.0.0.1:8500").is_err());
+        assert!(parse_queen_url("not a url").is_err());
+        assert!(parse_queen_url("http://q/?token=x").is_err());
+    }
+
+    #[test]
+    fn host_names_become_valid_ids() {
+        assert_eq!(host_id("studio.lan"), "studio.lan");
+        assert_eq!(host_id("my host/1"), "my-host-1");
+        assert_eq!(host_id("  "), "localhost");
+        assert_eq!(host_id(&"x".repeat(300)).len(), MAX_ID_LEN);
+        assert!(shared_contract::is_valid_id(&host_id("ümlaut")));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(parse_id("gpu0-llama").is_ok());
+        assert!(parse_id("bad id").is_err());
+        assert!(parse_id("").is_err());
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the heartbeat loop against a real HTTP server standing in for the queen.
+
+mod double;
+mod sender;
