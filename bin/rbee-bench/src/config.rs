@@ -1,0 +1,97 @@
+//! The command line: which scenarios to run, how long, and at what scale.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Measures queen-rbee against a ceiling server, at fleet scale, for detection delay and memory per entry.
+#[derive(Debug, Parser)]
+#[command(name = "rbee-bench", version, about)]
+pub struct Cli {
+    /// A helper mode instead of the bench.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Bench settings.
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+/// Helper modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serves the minimal ingest endpoint the queen is compared with (the bench starts this itself).
+    CeilingServer {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
+}
+
+/// Which scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Queen versus ceiling requests per second.
+    Ingest,
+    /// Ten thousand workers and a thousand stream subscribers.
+    Fleet,
+    /// Delay from a timeout elapsing to the offline transition on the stream.
+    Detect,
+    /// Resident memory per registered worker.
+    Memory,
+    /// Every scenario.
+    All,
+}
+
+/// Bench settings; `--quick` shrinks everything to a smoke run of a few seconds.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scenario to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// A smoke run of a few seconds, with small numbers; its figures mean little.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not pin the server and the bench to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// The queen binary; defaults to `queen-rbee` next to this executable.
+    #[arg(long)]
+    pub queen_bin: Option<PathBuf>,
+    /// Ingest: rounds per target (targets alternate ceiling, queen, ceiling, queen, ...).
+    #[arg(long, default_value_t = 4)]
+    pub rounds: u32,
+    /// Ingest: measured time per round.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub round_duration: Duration,
+    /// Ingest: concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Fleet: measured time.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Fleet: simulated workers (each beats every 5 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub fleet_workers: usize,
+    /// Fleet: stream subscribers.
+    #[arg(long, default_value_t = 1_000)]
+    pub fleet_subscribers: usize,
+    /// Fleet: the queen's `--snapshot-interval`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub fleet_snapshot_interval: Duration,
+    /// Detect: simulated workers, of which a tenth stop.
+    #[arg(long, default_value_t = 1_000)]
+    pub detect_workers: usize,
+    /// Memory: distinct workers registered.
+    #[arg(long, default_value_t = 100_000)]
+    pub memory_workers: usize,
+}
+
+impl BenchArgs {
+    /// Returns whether `scenario` is selected.
+    pub fn runs(&self, scenario: Scenario) -> bool {
+        self.scenario == Scenario::All || self.scenario == scenario
+    }
+}

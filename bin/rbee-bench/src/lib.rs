@@ -1,0 +1,130 @@
+//! rbee-bench: measures queen-rbee against a ceiling server (ingest), at fleet scale, for detection delay
+//! and for memory per entry, all on 127.0.0.1 and bounded in time.
+//!
+//! Every scenario starts its own server processes and kills them when it ends.
+
+pub mod ceiling;
+pub mod config;
+pub mod http;
+pub mod loadgen;
+pub mod payload;
+pub mod pin;
+pub mod process;
+pub mod report;
+pub mod scenarios;
+pub mod sse;
+pub mod stats;
+
+use std::{io::Write, path::PathBuf};
+
+use anyhow::Context as _;
+
+use crate::{
+    config::{BenchArgs, Cli, Command, Scenario},
+    pin::Pinning,
+    report::Report,
+};
+
+/// What every scenario needs to start its servers.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The queen binary.
+    pub queen_bin: PathBuf,
+    /// This executable, re-run as the ceiling server.
+    pub self_exe: PathBuf,
+    /// CPU layout.
+    pub pinning: Pinning,
+}
+
+/// Runs the command line: the ceiling server, or the bench with its report.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::CeilingServer { bind }) => ceiling::serve(bind).await,
+        None => bench(cli.bench).await,
+    }
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let self_exe = std::env::current_exe().context("find own executable")?;
+    let queen_bin = args
+        .queen_bin
+        .clone()
+        .unwrap_or_else(|| self_exe.with_file_name("queen-rbee"));
+    anyhow::ensure!(
+        queen_bin.is_file(),
+        "queen binary not found at {} (build it: cargo build --release --workspace --bins)",
+        queen_bin.display()
+    );
+    let pinning = Pinning::plan(!args.no_pin);
+    pinning.pin_self().context("pin the bench")?;
+    let env = Env {
+        queen_bin,
+        self_exe,
+        pinning,
+    };
+    let report = tokio::select! {
+        r = run_scenarios(&env, &args) => r?,
+        () = interrupted() => anyhow::bail!("interrupted"),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", report.to_json()).context("write report")?;
+    } else {
+        write!(out, "{}", report.to_text()).context("write report")?;
+    }
+    Ok(())
+}
+
+async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {
+    let mut report = Report::new(env, args);
+    if args.runs(Scenario::Ingest) {
+        let opts = scenarios::ingest::IngestOptions::from_args(args);
+        report.ingest = Some(
+            scenarios::ingest::run(env, &opts)
+                .await
+                .context("ingest scenario")?,
+        );
+    }
+    if args.runs(Scenario::Fleet) {
+        let opts = scenarios::fleet::FleetOptions::from_args(args);
+        report.fleet = Some(
+            scenarios::fleet::run(env, &opts)
+                .await
+                .context("fleet scenario")?,
+        );
+    }
+    if args.runs(Scenario::Detect) {
+        let opts = scenarios::detect::DetectOptions::from_args(args);
+        report.detect = Some(
+            scenarios::detect::run(env, &opts)
+                .await
+                .context("detect scenario")?,
+        );
+    }
+    if args.runs(Scenario::Memory) {
+        let opts = scenarios::memory::MemoryOptions::from_args(args);
+        report.memory = Some(
+            scenarios::memory::run(env, &opts)
+                .await
+                .context("memory scenario")?,
+        );
+    }
+    Ok(report)
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Returning from here drops the scenario, and with it every child server (kill on drop).
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

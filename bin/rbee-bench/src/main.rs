@@ -1,0 +1,18 @@
+//! rbee-bench entry point: parses the command line and runs the bench or the ceiling server.
+
+use std::{io::Write, process::ExitCode};
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = rbee_bench::config::Cli::parse();
+    match rbee_bench::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A failed write to stderr leaves nothing better to do than exit non-zero.
+            let _ = writeln!(std::io::stderr(), "rbee-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The four scenarios, one module each.
+
+pub mod detect;
+pub mod fleet;
+pub mod ingest;
+pub mod memory;
+
+use std::time::Duration;
+
+use crate::{Env, process::Server};
+
+/// Starts the queen with `--bind 127.0.0.1:0` and `flags`, pinned like every server.
+pub(crate) async fn spawn_queen(env: &Env, flags: &[(&str, String)]) -> anyhow::Result<Server> {
+    let mut args = vec!["--bind".to_owned(), "127.0.0.1:0".to_owned()];
+    for (flag, value) in flags {
+        args.push((*flag).to_owned());
+        args.push(value.clone());
+    }
+    Server::spawn("queen", &env.queen_bin, &args, env.pinning.server_cpu).await
+}
+
+/// Formats a duration the way the queen's flags take it.
+pub(crate) fn flag_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// Returns the CPU time of this process, in seconds.
+pub(crate) fn own_cpu_seconds() -> f64 {
+    crate::process::proc_stats(std::process::id()).map_or(0.0, |s| s.cpu_seconds)
+}

@@ -1,0 +1,183 @@
+//! Ingest: the same closed-loop load against the ceiling server and the queen, in alternating rounds.
+
+use std::{sync::Arc, time::Duration};
+
+use serde::Serialize;
+
+use crate::{
+    Env,
+    config::BenchArgs,
+    loadgen::{LoadResult, closed_loop},
+    payload::heartbeat_requests,
+    process::Server,
+    scenarios::{own_cpu_seconds, spawn_queen},
+    stats::{Summary, ratio},
+};
+
+/// Distinct worker ids the load is spread over.
+const IDS: usize = 1000;
+
+/// Settings of the ingest scenario.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Rounds per target.
+    pub rounds: u32,
+    /// Measured time per round.
+    pub round: Duration,
+    /// Unmeasured warm-up per round (connections, registration of the ids).
+    pub warmup: Duration,
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+}
+
+impl IngestOptions {
+    /// Builds the options from the command line.
+    pub fn from_args(args: &BenchArgs) -> Self {
+        if args.quick {
+            return Self {
+                rounds: 1,
+                round: Duration::from_secs(1),
+                warmup: Duration::from_millis(300),
+                connections: args.connections.min(8),
+            };
+        }
+        Self {
+            rounds: args.rounds.max(1),
+            round: args.round_duration,
+            warmup: Duration::from_secs(1),
+            connections: args.connections,
+        }
+    }
+}
+
+/// One measured round.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// `ceiling` or `queen`.
+    pub target: &'static str,
+    /// Successful requests per second.
+    pub rps: f64,
+    /// Latency of this round.
+    pub latency: Summary,
+    /// Failed requests.
+    pub failed: u64,
+    /// CPU used by the server, as a share of one core.
+    pub server_cpu: f64,
+    /// CPU used by the bench, as a share of one core.
+    pub bench_cpu: f64,
+}
+
+/// Figures of the ingest scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestFigures {
+    /// Ceiling requests per second over all its rounds.
+    pub ceiling_rps: f64,
+    /// Queen requests per second over all its rounds.
+    pub queen_rps: f64,
+    /// `queen_rps / ceiling_rps`.
+    pub ingest_ratio: f64,
+    /// Ceiling latency.
+    pub ceiling_latency: Summary,
+    /// Queen latency.
+    pub queen_latency: Summary,
+    /// Failed requests against the queen.
+    pub queen_failed: u64,
+    /// Every round in order.
+    pub rounds: Vec<Round>,
+    /// Connections used.
+    pub connections: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Ceiling,
+    Queen,
+}
+
+/// Runs the alternating rounds.
+pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigures> {
+    let mut totals = [LoadResult::default(), LoadResult::default()];
+    let mut rounds = Vec::new();
+    for _ in 0..opts.rounds {
+        for target in [Target::Ceiling, Target::Queen] {
+            let (result, round) = run_round(env, opts, target).await?;
+            let total = &mut totals[target as usize];
+            total.ok += result.ok;
+            total.failed += result.failed;
+            total.elapsed += result.elapsed;
+            total.latency.merge(&result.latency);
+            rounds.push(round);
+        }
+    }
+    let [ceiling, queen] = totals;
+    Ok(IngestFigures {
+        ceiling_rps: ceiling.rps(),
+        queen_rps: queen.rps(),
+        ingest_ratio: ratio(queen.rps(), ceiling.rps()),
+        ceiling_latency: ceiling.latency.summary(),
+        queen_latency: queen.latency.summary(),
+        queen_failed: queen.failed,
+        rounds,
+        connections: opts.connections,
+    })
+}
+
+async fn run_round(
+    env: &Env,
+    opts: &IngestOptions,
+    target: Target,
+) -> anyhow::Result<(LoadResult, Round)> {
+    // A fresh process per round: no state or heap carries over between rounds.
+    let server = match target {
+        Target::Ceiling => {
+            let args = [
+                "ceiling-server".to_owned(),
+                "--bind".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ];
+            Server::spawn("ceiling", &env.self_exe, &args, env.pinning.server_cpu).await?
+        }
+        Target::Queen => spawn_queen(env, &[]).await?,
+    };
+    let requests: Arc<[_]> = heartbeat_requests(server.addr, "bench-w", IDS).into();
+    closed_loop(
+        server.addr,
+        Arc::clone(&requests),
+        opts.connections,
+        Duration::ZERO,
+        opts.warmup,
+    )
+    .await;
+    let server_before = server.stats()?;
+    let bench_before = own_cpu_seconds();
+    let result = closed_loop(
+        server.addr,
+        requests,
+        opts.connections,
+        Duration::ZERO,
+        opts.round,
+    )
+    .await;
+    let server_after = server.stats()?;
+    let bench_after = own_cpu_seconds();
+    if result.ok == 0 {
+        anyhow::bail!(
+            "no request succeeded against {target:?}:\n{}",
+            server.log_tail()
+        );
+    }
+    server.stop().await;
+    let secs = result.elapsed.as_secs_f64();
+    let round = Round {
+        target: match target {
+            Target::Ceiling => "ceiling",
+            Target::Queen => "queen",
+        },
+        rps: result.rps(),
+        latency: result.latency.summary(),
+        failed: result.failed,
+        server_cpu: ratio(server_after.cpu_seconds - server_before.cpu_seconds, secs),
+        bench_cpu: ratio(bench_after - bench_before, secs),
+    };
+    Ok((result, round))
+}
