@@ -1,6 +1,6 @@
 //! Command-line pieces shared by the sender daemons: the common flags and their parsers.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use clap::{Args, Parser, error::ErrorKind};
 use reqwest::Url;
@@ -9,7 +9,7 @@ use shared_contract::{MAX_ID_LEN, check_id};
 use crate::SenderConfig;
 
 /// The flags every sender has (SPEC section 6), flattened into each daemon's `Config`.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct SenderArgs {
     /// The queen's base URL.
     #[arg(long, env = "RBEE_QUEEN_URL", default_value = "http://127.0.0.1:8500", value_parser = parse_queen_url)]
@@ -22,6 +22,16 @@ pub struct SenderArgs {
     /// Bearer token the queen requires.
     #[arg(long, env = "RBEE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+impl fmt::Debug for SenderArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderArgs")
+            .field("queen_url", &self.queen_url.as_str())
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl SenderArgs {

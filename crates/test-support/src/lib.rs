@@ -5,6 +5,7 @@
 
 mod http;
 mod process;
+mod queen;
 mod server;
 mod sse;
 mod wait;
@@ -12,6 +13,7 @@ mod wait;
 pub use http::JsonClient;
 pub use nix::sys::signal::Signal;
 pub use process::{Daemon, DaemonBuilder, binary_path};
+pub use queen::{FakeQueen, ReceivedBeat};
 pub use server::TestServer;
 pub use sse::{SseEvent, SseRecorder};
 pub use wait::{POLL, try_wait_until, wait_for, wait_until};

@@ -137,6 +137,21 @@ impl Daemon {
         }
     }
 
+    /// Starts configuring the program at `path`, e.g. `env!("CARGO_BIN_EXE_rbee-hive")`.
+    pub fn builder_for(path: impl Into<PathBuf>) -> DaemonBuilder {
+        let program = path.into();
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.display().to_string());
+        DaemonBuilder {
+            name,
+            program,
+            args: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
     /// Starts the workspace binary `bin` with `args`.
     pub fn spawn<I, S>(bin: &str, args: I) -> Daemon
     where
