@@ -1,1 +1,88 @@
-//! queen-rbee library.
+//! queen-rbee: receives heartbeats, keeps the hive and worker registries, serves REST, SSE and
+//! the dashboard.
+//!
+//! `main` parses [`Config`], binds, and calls [`run`]; tests build a [`router`] or call [`run`]
+//! with a port-0 listener.
+
+mod config;
+mod error;
+mod events;
+mod http;
+mod metrics;
+mod sse;
+mod state;
+mod tasks;
+
+pub use config::{Config, ConfigError, Token};
+pub use error::{ApiError, AppJson};
+pub use http::{MAX_BODY_BYTES, router};
+pub use state::AppState;
+
+use std::{future::IntoFuture, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::warn;
+
+/// How long open connections and tasks may take to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Serves the queen on `listener` until `shutdown` is cancelled, then drains for a bounded time.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let state = AppState::new(&config, shutdown.clone());
+    let tasks = TaskTracker::new();
+    tasks.spawn(tasks::publish_snapshots(state.clone()));
+    tasks.spawn(tasks::expire_entries(state.clone()));
+    tasks.close();
+
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown.cancelled() => match tokio::time::timeout(DRAIN, &mut server).await {
+            Ok(served) => served,
+            Err(_) => {
+                warn!(grace = ?DRAIN, "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        },
+    };
+    // If serving failed on its own, stop the background tasks too.
+    shutdown.cancel();
+    if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+        warn!(grace = ?DRAIN, "background tasks did not stop in time");
+    }
+    served.context("serve http")
+}
+
+/// Completes on the first SIGINT (Ctrl-C at a terminal) or SIGTERM (service managers, `kill`).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the queen");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

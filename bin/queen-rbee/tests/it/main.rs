@@ -1,0 +1,10 @@
+//! queen-rbee integration tests: the router in-process, the server over loopback, the binary.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+mod hostile;
+mod liveness;
+mod process;
+mod routes;
+mod stream;
+mod support;
