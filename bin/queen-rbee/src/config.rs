@@ -61,6 +61,17 @@ impl Config {
                 return Err(ConfigError(format!("{flag} must be greater than zero")));
             }
         }
+        for (flag, value) in [
+            ("--heartbeat-interval", self.heartbeat_interval),
+            ("--heartbeat-timeout", self.heartbeat_timeout),
+            ("--snapshot-interval", self.snapshot_interval),
+            ("--retention", self.retention),
+        ] {
+            // Deadlines are computed as `now + duration`; absurd values would overflow the clock.
+            if value > MAX_DURATION {
+                return Err(ConfigError(format!("{flag} must be at most 365 days")));
+            }
+        }
         if self.max_entries == 0 {
             return Err(ConfigError("--max-entries must be at least 1".to_owned()));
         }
@@ -73,6 +84,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The longest duration any flag accepts.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// A configuration rule was broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -16,7 +16,7 @@ const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// The shortest gap between two expiry passes, so that many entries with nearby deadlines cost
 /// a few scans per second instead of one scan each; well inside the 250 ms the contract allows.
-const EXPIRY_MIN_GAP: Duration = Duration::from_millis(20);
+const EXPIRY_MIN_GAP: Duration = Duration::from_millis(50);
 
 /// Publishes a snapshot at once, every snapshot interval, and shortly after every change.
 pub(crate) async fn publish_snapshots(state: AppState) {

@@ -66,6 +66,7 @@ async fn bad_configuration_is_refused_before_binding() {
         &["--bind", "127.0.0.1:0", "--heartbeat-interval", "soon"],
         &["--bind", "127.0.0.1:0", "--max-entries", "0"],
         &["--bind", "127.0.0.1:0", "--token", ""],
+        &["--bind", "127.0.0.1:0", "--retention", "1000years"],
     ] {
         let mut daemon = queen().args(args).spawn();
         let status = daemon.wait_exit(WAIT).await;
