@@ -7,6 +7,7 @@ use shared_contract::{
     Health, Heartbeat, HeartbeatBody, Kind, Kinded, Status, Timestamp, ValidationError, check_id,
     check_optional_text, check_text,
 };
+use utoipa::ToSchema;
 
 /// The longest host name accepted (DNS limit).
 pub const MAX_HOSTNAME_LEN: usize = 253;
@@ -16,22 +17,27 @@ pub const MAX_DEVICES: usize = 64;
 pub const MAX_TEXT_LEN: usize = 1024;
 
 /// `POST /v1/hive-heartbeat` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HiveHeartbeat {
     /// The hive as it describes itself.
     pub hive: HiveInfo,
     /// The sender's clock: informative only, never used for liveness.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(deserialize_with = "shared_contract::deserialize_timestamp")]
     pub timestamp: Timestamp,
 }
 
 /// One machine running `rbee-hive`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HiveInfo {
     /// Unique hive id: 1–128 characters of `[A-Za-z0-9._:-]`.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$")]
     pub id: String,
     /// The machine's host name.
+    #[schema(min_length = 1, max_length = 253)]
     pub hostname: String,
     /// The hive's own API port, 1–65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: u16,
     /// Lifecycle status.
     pub status: Status,
@@ -39,22 +45,27 @@ pub struct HiveInfo {
     #[serde(default)]
     pub health: Health,
     /// When the hive process started; a newer value means a restart.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(deserialize_with = "shared_contract::deserialize_timestamp")]
     pub started_at: Timestamp,
     /// Operating system, CPU and memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemInfo>,
     /// Accelerators such as GPUs; empty when the machine has none.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub devices: Vec<DeviceInfo>,
     /// The hive's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub version: Option<String>,
 }
 
 /// The machine as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SystemInfo {
     /// Operating system, e.g. `linux`.
+    #[schema(min_length = 1, max_length = 1024)]
     pub os: String,
     /// Logical CPU cores.
     pub cpu_cores: u32,
@@ -65,11 +76,13 @@ pub struct SystemInfo {
 }
 
 /// One accelerator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceInfo {
     /// Device id as workers name it, e.g. `cuda:0`.
+    #[schema(min_length = 1, max_length = 1024)]
     pub id: String,
     /// Product name, e.g. `NVIDIA RTX 4090`.
+    #[schema(min_length = 1, max_length = 1024)]
     pub name: String,
     /// Device memory in bytes.
     pub memory_total_bytes: u64,

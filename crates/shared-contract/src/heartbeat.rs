@@ -3,11 +3,12 @@
 use std::{fmt, sync::Arc};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::ToSchema;
 
 use crate::{Health, Status, Timestamp, ValidationError};
 
 /// Which registry a payload belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// An `llm-worker` process.
@@ -76,7 +77,7 @@ pub trait HeartbeatBody: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// The queen's answer to a valid heartbeat; senders adopt `next_heartbeat_ms` as their interval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatAck {
     /// Always `ok`.
     pub status: String,
@@ -98,14 +99,14 @@ impl HeartbeatAck {
 }
 
 /// Every error the queen returns: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiErrorBody {
     /// The error.
     pub error: ApiErrorDetail,
 }
 
 /// The inside of [`ApiErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiErrorDetail {
     /// A stable machine-readable code such as `invalid_json`.
     pub code: String,

@@ -8,7 +8,9 @@
 mod heartbeat;
 mod id;
 mod lifecycle;
+mod schema;
 mod snapshot;
+mod timestamp;
 mod validate;
 
 pub use heartbeat::{
@@ -16,7 +18,9 @@ pub use heartbeat::{
 };
 pub use id::Id;
 pub use lifecycle::{Health, HealthStatus, State, Status, Target};
+pub use schema::ID_PATTERN;
 pub use snapshot::{Entry, Snapshot, Transition};
+pub use timestamp::{TimestampError, deserialize_timestamp, parse_timestamp};
 pub use validate::{
     MAX_ID_LEN, ValidationError, check_id, check_optional_text, check_text, is_valid_id,
 };

@@ -1,6 +1,7 @@
 //! What the queen reports: registry entries, fleet snapshots and transitions.
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use utoipa::ToSchema;
 
 use crate::{Id, Kind, Kinded, State, Target, Timestamp};
 
@@ -76,7 +77,7 @@ pub struct Snapshot<W, H> {
 }
 
 /// A change of an entry's state (or status, or incarnation), as recorded in `/v1/events`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Transition {
     /// Which registry.
     pub kind: Kind,
@@ -89,6 +90,7 @@ pub struct Transition {
     /// Why, e.g. `heartbeat timeout` or `status ready -> busy`.
     pub reason: String,
     /// Queen wall-clock time of the change.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 

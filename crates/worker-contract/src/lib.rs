@@ -7,6 +7,7 @@ use shared_contract::{
     Health, Heartbeat, HeartbeatBody, Kind, Kinded, Status, Timestamp, ValidationError, check_id,
     check_optional_text, check_text,
 };
+use utoipa::ToSchema;
 
 /// The longest model id accepted.
 pub const MAX_MODEL_ID_LEN: usize = 256;
@@ -16,26 +17,33 @@ pub const MAX_DEVICE_LEN: usize = 64;
 pub const MAX_TEXT_LEN: usize = 1024;
 
 /// `POST /v1/worker-heartbeat` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerHeartbeat {
     /// The worker as it describes itself.
     pub worker: WorkerInfo,
     /// The sender's clock: informative only, never used for liveness.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(deserialize_with = "shared_contract::deserialize_timestamp")]
     pub timestamp: Timestamp,
 }
 
 /// One worker process serving one model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerInfo {
     /// Unique worker id: 1–128 characters of `[A-Za-z0-9._:-]`.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$")]
     pub id: String,
     /// The hive (machine) this worker runs on; same rule as `id`.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$")]
     pub hive_id: String,
     /// The loaded model, 1–256 characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub model_id: String,
     /// The device the model runs on: `cpu`, `cpu:0`, `cuda:N`, `metal:N`, ...
+    #[schema(min_length = 1, max_length = 64)]
     pub device: String,
     /// The worker's own API port, 1–65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: u16,
     /// Lifecycle status.
     pub status: Status,
@@ -43,12 +51,16 @@ pub struct WorkerInfo {
     #[serde(default)]
     pub health: Health,
     /// When the process started; a newer value means a restart.
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(deserialize_with = "shared_contract::deserialize_timestamp")]
     pub started_at: Timestamp,
     /// The implementation's name, e.g. `llm-worker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub implementation: Option<String>,
     /// The implementation's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub version: Option<String>,
 }
 
