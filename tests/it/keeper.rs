@@ -1,0 +1,218 @@
+//! `rbee-keeper` as a user runs it: `up` starts a fleet and prints the dashboard URL, `status`
+//! and `watch` report it, and Ctrl-C stops every child it started.
+
+use std::{collections::BTreeSet, net::TcpListener, process::Output, time::Duration};
+
+use serde_json::Value;
+use test_support::{Daemon, JsonClient, Signal, binary_path};
+
+/// Generous: four processes start on a busy two-core machine.
+const STARTUP: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut keeper = Daemon::builder("rbee-keeper")
+        .args(["up", "--workers", "2", "--port", &port_text])
+        .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
+        .spawn();
+    let url = format!("http://127.0.0.1:{port}/");
+    keeper
+        .wait_for_line(&format!("dashboard  {url}"), STARTUP)
+        .await;
+    keeper.wait_for_line("Press Ctrl-C", STARTUP).await;
+
+    // The keeper names every child with its pid; they must be exactly its children.
+    let printed: BTreeSet<i32> = keeper
+        .lines()
+        .iter()
+        .filter_map(|l| l.split_once(" pid ").map(|(_, p)| p.trim().parse::<i32>()))
+        .map(|p| p.expect("a pid is a number"))
+        .collect();
+    assert_eq!(
+        printed.len(),
+        4,
+        "queen, hive and two workers:\n{}",
+        keeper.output()
+    );
+    let children: BTreeSet<i32> = children_of(keeper.pid().as_raw()).into_iter().collect();
+    assert_eq!(children, printed, "{}", keeper.output());
+
+    let queen = JsonClient::new(format!("http://127.0.0.1:{port}"));
+    let workers = queen
+        .get_ok("/v1/workers?state=online")
+        .await
+        .expect("workers list");
+    let workers = workers.as_array().expect("an array");
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    assert!(workers.iter().all(|w| w["state"] == "online"));
+    let page = queen.client().get(&url).send().await.unwrap();
+    assert!(page.status().is_success());
+    assert!(page.text().await.unwrap().contains("/v1/heartbeats/stream"));
+
+    let queen_url = queen.base().to_owned();
+    let out = keeper_cli(&["status", "--queen-url", &queen_url]).await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for needle in [
+        "WORKERS: 2 online",
+        "HIVES: 1 online",
+        "worker-1",
+        "worker-2",
+        "online",
+        "LAST SEEN",
+    ] {
+        assert!(text.contains(needle), "status lacks {needle:?}:\n{text}");
+    }
+
+    let out = keeper_cli(&["status", "--json", "--queen-url", &queen_url]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("status --json prints json");
+    assert_eq!(json["workers_online"], 2);
+    assert_eq!(json["hives_online"], 1);
+
+    // `watch` with piped output prints one line per update instead of redrawing.
+    let watch = Daemon::builder("rbee-keeper")
+        .args(["watch", "--queen-url", &queen_url])
+        .name("rbee-keeper watch")
+        .spawn();
+    watch
+        .wait_for_line("[connected] | workers 2 online", STARTUP)
+        .await;
+    drop(watch);
+
+    keeper.signal(Signal::SIGINT);
+    let status = keeper.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "keeper exited with {status}:\n{}",
+        keeper.output()
+    );
+    for pid in printed {
+        assert!(
+            !is_running(pid),
+            "child {pid} outlived the keeper:\n{}",
+            keeper.output()
+        );
+    }
+}
+
+#[tokio::test]
+async fn status_explains_an_unreachable_queen() {
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    for args in [&["status"][..], &["status", "--json"][..]] {
+        let out = keeper_cli(&[args, &["--queen-url", &dead]].concat()).await;
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("cannot reach the queen at"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn status_explains_a_missing_or_wrong_token() {
+    let queen = Daemon::spawn(
+        "queen-rbee",
+        ["--bind", "127.0.0.1:0", "--token", "right-token"],
+    );
+    let base = queen.base_url(STARTUP).await;
+    let out = keeper_cli(&["status", "--queen-url", &base]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--token"), "{}", stderr(&out));
+
+    let out = keeper_cli(&["status", "--queen-url", &base, "--token", "wrong"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("token was rejected"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = keeper_cli(&["status", "--queen-url", &base, "--token", "right-token"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("WORKERS: 0 online"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn up_names_missing_programs() {
+    let empty = std::env::temp_dir().join(format!("rbee-keeper-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let dir = empty.to_string_lossy().into_owned();
+    let out = keeper_cli(&["up", "--port", &free_port().to_string(), "--bin-dir", &dir]).await;
+    std::fs::remove_dir_all(&empty).unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cannot find queen-rbee"), "{err}");
+    assert!(err.contains("cargo build --workspace --bins"), "{err}");
+}
+
+/// Runs `rbee-keeper` to completion with a clean environment.
+async fn keeper_cli(args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(binary_path("rbee-keeper"));
+    cmd.args(args).env("NO_COLOR", "1").kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("RBEE_") {
+            cmd.env_remove(key);
+        }
+    }
+    tokio::time::timeout(STARTUP, cmd.output())
+        .await
+        .expect("rbee-keeper finished in time")
+        .expect("rbee-keeper ran")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Returns a port that was free a moment ago; good enough for a port the test then hands out.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Returns the pids whose parent is `parent`, from `/proc`.
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some((_, ppid)) = stat(pid) {
+            if ppid == parent {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Returns whether `pid` exists and is not a zombie.
+fn is_running(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// Returns a process's state letter and parent pid from `/proc/PID/stat`.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces; fields follow the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}

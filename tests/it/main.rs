@@ -1,0 +1,10 @@
+//! Cross-process end-to-end suite: the real built binaries, talking over loopback.
+
+// Helpers outside #[test] functions are not covered by allow-unwrap-in-tests (rust-clippy#13981).
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a test failure"
+)]
+
+mod dashboard;
+mod keeper;
