@@ -35,9 +35,11 @@ impl<T> Clone for Registry<T> {
 
 impl<T> fmt::Debug for Registry<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `try_lock`, so that formatting never waits on (or deadlocks with) the lock.
+        let len = self.shared.entries.try_lock().map(|entries| entries.len());
         f.debug_struct("Registry")
             .field("config", &self.shared.config)
-            .field("len", &self.shared.entries.lock().len())
+            .field("len", &len)
             .finish()
     }
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 use heartbeat_registry::RegistryError;
 use shared_contract::{Heartbeat, HeartbeatAck, HeartbeatBody};
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::{
     error::{ApiError, AppJson},
@@ -29,7 +29,10 @@ where
     let result = accept::<B>(&state, body);
     match &result {
         Ok(_) => inner.metrics.heartbeat_received(kind),
-        Err(e) => inner.metrics.heartbeat_rejected(kind, e.code()),
+        Err(error) => {
+            inner.metrics.heartbeat_rejected(kind, error.code());
+            debug!(%kind, code = error.code().as_str(), %error, "heartbeat rejected");
+        }
     }
     result.map(Json)
 }
