@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeSet, net::TcpListener, process::Output, time::Duration};
 
+use nix::{sys::signal::kill, unistd::Pid};
 use serde_json::Value;
 use test_support::{Daemon, JsonClient, Signal, binary_path};
 
@@ -17,6 +18,7 @@ async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans(
         .args(["up", "--workers", "2", "--port", &port_text])
         .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
         .spawn();
+    let _guard = NoOrphans(keeper.pid().as_raw());
     let url = format!("http://127.0.0.1:{port}/");
     keeper
         .wait_for_line(&format!("dashboard  {url}"), STARTUP)
@@ -151,6 +153,18 @@ async fn up_names_missing_programs() {
     let err = stderr(&out);
     assert!(err.contains("cannot find queen-rbee"), "{err}");
     assert!(err.contains("cargo build --workspace --bins"), "{err}");
+}
+
+/// Kills the keeper's children when a failed test unwinds before the keeper stopped them:
+/// dropping the keeper's `Daemon` SIGKILLs it, which would leave its children running.
+struct NoOrphans(i32);
+
+impl Drop for NoOrphans {
+    fn drop(&mut self) {
+        for pid in children_of(self.0) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
 }
 
 /// Runs `rbee-keeper` to completion with a clean environment.

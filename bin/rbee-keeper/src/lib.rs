@@ -4,6 +4,15 @@
 // Printing tables, URLs and live views to stdout is what this program is for.
 #![allow(clippy::print_stdout, reason = "a CLI reports to the user on stdout")]
 
+/// Writes a line to stdout and ignores a closed stdout: losing the report must not stop a
+/// fleet half-way (`println!` would panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod api;
 mod config;
 mod format;

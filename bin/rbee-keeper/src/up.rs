@@ -3,6 +3,7 @@
 use std::{
     collections::BTreeSet,
     ffi::OsString,
+    io::Write as _,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
@@ -60,7 +61,7 @@ pub(crate) async fn run(args: UpArgs, client: Client) -> anyhow::Result<()> {
         () = shutdown_signal() => Ok(()),
         result = start_and_supervise(&args, &bins, &queen, &mut fleet) => result,
     };
-    println!("stopping the fleet...");
+    say!("stopping the fleet...");
     let stopped = fleet.stop().await;
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(2), tracker.wait())
@@ -70,7 +71,7 @@ pub(crate) async fn run(args: UpArgs, client: Client) -> anyhow::Result<()> {
         tracing::warn!("child output did not close in time");
     }
     match (&result, stopped) {
-        (Ok(()), Ok(count)) => println!("stopped {count} processes"),
+        (Ok(()), Ok(count)) => say!("stopped {count} processes"),
         (Ok(()), Err(err)) => return Err(err),
         (Err(_), _) => {}
     }
@@ -91,13 +92,14 @@ async fn start_and_supervise(
     let timeout_text = humantime::format_duration(timeout).to_string();
     let hive_id = local_hive_id();
 
+    let queen_addr = format!("127.0.0.1:{}", args.port);
     fleet.spawn(
         Role::Queen,
-        "queen-rbee",
+        &queen_addr,
         &bins.queen,
         &[
             "--bind",
-            &format!("127.0.0.1:{}", args.port),
+            &queen_addr,
             "--heartbeat-interval",
             &interval,
             "--heartbeat-timeout",
@@ -144,29 +146,29 @@ async fn start_and_supervise(
     }
     wait_for_fleet(queen, fleet, &hive_id, &worker_ids, deadline).await?;
 
-    println!(
+    say!(
         "rbee fleet is up: 1 queen, 1 hive, {} workers (heartbeat every {interval}, offline after {timeout_text})",
         args.workers
     );
-    println!();
-    println!("  dashboard  {}/", queen.base());
+    say!();
+    say!("  dashboard  {}/", queen.base());
     if args.token.is_some() {
-        println!("             (append #token=<your token> to open it)");
+        say!("             (append #token=<your token> to open it)");
     }
-    println!(
+    say!(
         "  status     rbee-keeper status --queen-url {}",
         queen.base()
     );
-    println!(
+    say!(
         "  watch      rbee-keeper watch --queen-url {}",
         queen.base()
     );
-    println!();
+    say!();
     for p in &fleet.procs {
-        println!("  {:<11} {:<14} pid {}", p.role.program(), p.name, p.pid);
+        say!("  {:<11} {:<14} pid {}", p.role.program(), p.name, p.pid);
     }
-    println!();
-    println!("Press Ctrl-C to stop them all.");
+    say!();
+    say!("Press Ctrl-C to stop them all.");
 
     fleet.supervise().await
 }
@@ -334,7 +336,7 @@ impl Fleet {
                     if p.role == Role::Queen {
                         anyhow::bail!("queen-rbee exited unexpectedly with {status}");
                     }
-                    println!("{} ({}) exited with {status}", p.role.program(), p.name);
+                    say!("{} ({}) exited with {status}", p.role.program(), p.name);
                 }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -390,12 +392,22 @@ impl Fleet {
 
 /// Copies a child's output to the keeper's stderr, each line tagged with the child's name, so
 /// stdout stays free for what the keeper itself reports.
+///
+/// It reads until the child closes its end, whatever the bytes are and whether or not our own
+/// stderr still works: a child whose log pipe breaks may fail to log, and some loggers panic
+/// when that happens.
 async fn forward(name: String, stream: impl AsyncRead + Unpin) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        #[allow(clippy::print_stderr, reason = "relaying a child's log to the user")]
-        {
-            eprintln!("[{name}] {line}");
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "[{name}] {}", line.trim_end_matches(['\n', '\r']));
+            }
         }
     }
 }

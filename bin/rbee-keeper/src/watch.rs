@@ -62,6 +62,7 @@ async fn watch(queen: &Queen, view: &mut View) -> anyhow::Result<()> {
                 Err(err) => view.link = Link::Down(format!("{err:#}")),
                 Ok(resp) => {
                     view.link = Link::Up;
+                    view.seed(queen).await;
                     view.draw();
                     let mut body = resp.bytes_stream();
                     let mut parser = SseParser::default();
@@ -138,6 +139,19 @@ impl View {
         }
     }
 
+    /// Fills the transition list with the queen's recent history, so a fresh view has context.
+    async fn seed(&mut self, queen: &Queen) {
+        let path = format!("/v1/events?limit={RECENT_TRANSITIONS}");
+        // Without history the view still works; the stream brings new transitions either way.
+        if let Ok(value) = queen.get_json(&path).await {
+            if let Ok(list) = serde_json::from_value::<Vec<Transition>>(value) {
+                // The queen lists oldest first; this view shows newest first.
+                self.transitions = list.into_iter().rev().collect();
+                self.transitions.truncate(RECENT_TRANSITIONS);
+            }
+        }
+    }
+
     /// Applies one event; returns whether it changed what is shown.
     fn apply(&mut self, event: &SseEvent) -> bool {
         match event.event.as_str() {
@@ -152,6 +166,7 @@ impl View {
                 }
             },
             "transition" => match serde_json::from_str::<Transition>(&event.data) {
+                Ok(t) if self.transitions.contains(&t) => false,
                 Ok(t) => {
                     if !self.tty {
                         println!("{}", transition_line(&t));
@@ -204,7 +219,7 @@ impl View {
         }
         out.push_str("\nRECENT TRANSITIONS (newest first)\n");
         if self.transitions.is_empty() {
-            out.push_str("  (none since connecting)\n");
+            out.push_str("  (none yet)\n");
         }
         for t in &self.transitions {
             out.push_str("  ");
