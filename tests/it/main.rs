@@ -6,5 +6,10 @@
     reason = "a failed unwrap in a test is a test failure"
 )]
 
+mod auth;
+mod backend;
 mod dashboard;
+mod fleet;
 mod keeper;
+mod liveness;
+mod outage;

@@ -152,6 +152,8 @@ pub async fn run<S: PayloadSource>(
                             hint = hint(status),
                             "queen rejected heartbeat"
                         );
+                    } else {
+                        debug!(queen = %queen, status = %status, "heartbeat refused again");
                     }
                     *link = Link::Rejected(status.as_u16());
                 });
