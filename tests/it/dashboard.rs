@@ -26,6 +26,7 @@ const WORKERS: [(&str, &str, &str); 3] = [
     ("phi-mini", "microsoft/Phi-3-mini-4k-instruct", "cpu:2"),
 ];
 const VICTIM: &str = "qwen-0.5b";
+const TOKEN: &str = "dashboard-test-token";
 const HIVE: &str = "devbox";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +46,8 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
             "1500ms",
             "--snapshot-interval",
             "1s",
+            "--token",
+            TOKEN,
         ],
     );
     let base = queen.base_url(STARTUP).await;
@@ -57,6 +60,8 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
         "250ms",
         "--hive-id",
         HIVE,
+        "--token",
+        TOKEN,
     ];
     let hive = Daemon::builder("rbee-hive").args(sender_args).spawn();
     let mut workers: Vec<Daemon> = WORKERS
@@ -69,7 +74,7 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
                 .spawn()
         })
         .collect();
-    let api = JsonClient::new(base.clone());
+    let api = JsonClient::new(base.clone()).with_token(TOKEN);
     wait_until("the fleet online", STARTUP, || async {
         let s = api.get_ok("/v1/heartbeats/snapshot").await?;
         (s["workers_online"] == 3 && s["hives_online"] == 1).then_some(())
@@ -78,10 +83,21 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
 
     let driver = browser.start_driver().await;
     let page = browser.session(&driver).await;
+    // Without the token the page explains what is missing instead of showing an empty fleet.
     page.goto(&format!("{base}/")).await.unwrap();
+    wait_page(&page, "a notice that a token is needed", STARTUP, |p| {
+        p["conn"] != "connected"
+            && p["notice"]
+                .as_str()
+                .is_some_and(|n| n.contains("requires a token"))
+    })
+    .await;
+    // The token goes in the fragment, which never reaches the server; adding it reconnects.
+    page.goto(&format!("{base}/#token={TOKEN}")).await.unwrap();
 
     let shown = wait_page(&page, "three workers and a hive online", STARTUP, |p| {
         p["conn"] == "connected"
+            && p["notice"].is_null()
             && p["workersOnline"] == 3
             && p["hivesOnline"] == 1
             && rows(p, "workers")
@@ -215,6 +231,7 @@ const rows = (body) => Array.from(document.querySelectorAll('#' + body + ' tr[da
 }));
 return {
   conn: document.getElementById('conn-status').dataset.status,
+  notice: document.getElementById('notice').hidden ? null : document.getElementById('notice').textContent,
   workersOnline: count('workers-online'), workersAvailable: count('workers-available'),
   hivesOnline: count('hives-online'), hivesAvailable: count('hives-available'),
   workers: rows('workers-body'), hives: rows('hives-body'),
