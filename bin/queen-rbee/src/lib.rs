@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod http;
 mod metrics;
+mod serve;
 mod sse;
 mod state;
 mod tasks;
@@ -18,7 +19,7 @@ pub use error::{ApiError, AppJson};
 pub use http::{MAX_BODY_BYTES, router};
 pub use state::AppState;
 
-use std::{future::IntoFuture, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -41,9 +42,7 @@ pub async fn run(
     tasks.spawn(tasks::expire_entries(state.clone()));
     tasks.close();
 
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    let server = serve::serve(listener, router(state), shutdown.clone());
     tokio::pin!(server);
     let served = tokio::select! {
         served = &mut server => served,

@@ -3,6 +3,7 @@
 mod entries;
 mod events;
 mod heartbeats;
+mod openapi;
 mod ops;
 mod stream;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ops::dashboard))
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/worker-heartbeat", post(heartbeats::ingest::<WorkerHeartbeat>))
         .route("/v1/hive-heartbeat", post(heartbeats::ingest::<HiveHeartbeat>))
         .route("/v1/workers", get(entries::list::<WorkerInfo>))

@@ -4,7 +4,10 @@
 
 mod hostile;
 mod liveness;
+mod openapi;
+mod overload;
 mod process;
 mod routes;
 mod stream;
 mod support;
+mod tokens;
