@@ -23,7 +23,9 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{}=info,tower_http=warn", env!("CARGO_CRATE_NAME")))
     });
+    // A closed stderr must not panic the logger (and with it the task that handles signals).
     tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -16,7 +16,9 @@ async fn main() -> ExitCode {
             env!("CARGO_CRATE_NAME")
         ))
     });
+    // A closed stderr must not panic the logger (and with it the task that handles signals).
     tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

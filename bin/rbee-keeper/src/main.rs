@@ -10,7 +10,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Diagnostics go to stderr so that stdout carries only what the user asked for.
+    // A closed stderr must not panic the logger (and with it the task that handles signals).
     tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new(format!("{}=warn", env!("CARGO_CRATE_NAME")))),
