@@ -25,6 +25,18 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: SocketAddr,
     },
+    /// Sends the ingest load to a running server and prints its rate (for profiling one target by hand).
+    Load {
+        /// The server's address (127.0.0.1 only).
+        #[arg(long)]
+        addr: SocketAddr,
+        /// How long to send.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
 }
 
 /// Which scenario to run.

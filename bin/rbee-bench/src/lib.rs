@@ -34,12 +34,19 @@ pub struct Env {
     pub self_exe: PathBuf,
     /// CPU layout.
     pub pinning: Pinning,
+    /// CPUs usable by this process before pinning.
+    pub cpus: usize,
 }
 
 /// Runs the command line: the ceiling server, or the bench with its report.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::CeilingServer { bind }) => ceiling::serve(bind).await,
+        Some(Command::Load {
+            addr,
+            duration,
+            connections,
+        }) => load(addr, duration, connections).await,
         None => bench(cli.bench).await,
     }
 }
@@ -55,12 +62,14 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         "queen binary not found at {} (build it: cargo build --release --workspace --bins)",
         queen_bin.display()
     );
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let pinning = Pinning::plan(!args.no_pin);
     pinning.pin_self().context("pin the bench")?;
     let env = Env {
         queen_bin,
         self_exe,
         pinning,
+        cpus,
     };
     let report = tokio::select! {
         r = run_scenarios(&env, &args) => r?,
@@ -73,6 +82,36 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         write!(out, "{}", report.to_text()).context("write report")?;
     }
     Ok(())
+}
+
+async fn load(
+    addr: std::net::SocketAddr,
+    duration: std::time::Duration,
+    connections: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the bench only talks to loopback addresses"
+    );
+    let requests: std::sync::Arc<[_]> = payload::heartbeat_requests(addr, "bench-w", 1000).into();
+    let r = loadgen::closed_loop(
+        addr,
+        requests,
+        connections,
+        std::time::Duration::ZERO,
+        duration,
+    )
+    .await;
+    let s = r.latency.summary();
+    writeln!(
+        std::io::stdout().lock(),
+        "{:.0} req/s  p50 {:.2} ms  p99 {:.2} ms  failed {}",
+        r.rps(),
+        s.p50_ms,
+        s.p99_ms,
+        r.failed
+    )
+    .context("write result")
 }
 
 async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {

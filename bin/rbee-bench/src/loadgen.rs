@@ -227,7 +227,7 @@ pub async fn paced(
                         break 'run;
                     }
                     tokio::time::sleep_until(due).await;
-                    if control.halt.load(Ordering::SeqCst) {
+                    if control.halt.load(Ordering::SeqCst) || Instant::now() >= pace.deadline {
                         break 'run;
                     }
                     // Taken before the check, so a beat that passes it was sent before any later stop.

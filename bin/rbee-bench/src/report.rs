@@ -56,7 +56,7 @@ impl Report {
         Self {
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus: env.cpus,
             pinning: env.pinning.describe(),
             quick: args.quick,
             ingest: None,
@@ -146,6 +146,9 @@ impl Report {
             m.insert("ceiling_p50_ms".into(), json!(i.ceiling_latency.p50_ms));
             m.insert("ceiling_p99_ms".into(), json!(i.ceiling_latency.p99_ms));
             m.insert("ingest_queen_failed".into(), json!(i.queen_failed));
+            m.insert("ceiling_us_per_req".into(), json!(i.ceiling_us_per_req));
+            m.insert("queen_us_per_req".into(), json!(i.queen_us_per_req));
+            m.insert("ingest_cpu_ratio".into(), json!(i.cpu_ratio));
             m.insert("ingest_connections".into(), json!(i.connections));
             m.insert("ingest_rounds".into(), json!(i.rounds));
         }
@@ -205,6 +208,7 @@ impl Report {
             m.insert("rss_full_bytes".into(), json!(mem.rss_full_bytes));
             m.insert("memory_peak_rss_bytes".into(), json!(mem.peak_rss_bytes));
             m.insert("bytes_per_worker".into(), json!(mem.bytes_per_worker));
+            m.insert("memory_register_rps".into(), json!(mem.register_rps));
         }
         let checks: Map<String, Value> = self
             .checks()
@@ -241,13 +245,14 @@ impl Report {
             for r in &i.rounds {
                 writeln!(
                     s,
-                    "  {:<8} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  server cpu {:>4.0}%  bench cpu {:>4.0}%",
+                    "  {:<8} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  server cpu {:>4.0}% ({:.1} us/req)  bench cpu {:>4.0}%",
                     r.target,
                     r.rps,
                     r.latency.p50_ms,
                     r.latency.p99_ms,
                     r.failed,
                     r.server_cpu * 100.0,
+                    r.server_us_per_req,
                     r.bench_cpu * 100.0
                 )?;
             }
@@ -261,6 +266,11 @@ impl Report {
                 i.queen_latency.p50_ms,
                 i.queen_latency.p99_ms,
                 i.ingest_ratio
+            )?;
+            writeln!(
+                s,
+                "  server CPU per request: ceiling {:.1} us, queen {:.1} us; cpu ratio {:.3}",
+                i.ceiling_us_per_req, i.queen_us_per_req, i.cpu_ratio
             )?;
         }
         if let Some(f) = &self.fleet {

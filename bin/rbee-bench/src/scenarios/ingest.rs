@@ -63,6 +63,8 @@ pub struct Round {
     pub failed: u64,
     /// CPU used by the server, as a share of one core.
     pub server_cpu: f64,
+    /// Server CPU time per successful request, in microseconds.
+    pub server_us_per_req: f64,
     /// CPU used by the bench, as a share of one core.
     pub bench_cpu: f64,
 }
@@ -82,6 +84,13 @@ pub struct IngestFigures {
     pub queen_latency: Summary,
     /// Failed requests against the queen.
     pub queen_failed: u64,
+    /// Ceiling CPU time per request, in microseconds, over all its rounds.
+    pub ceiling_us_per_req: f64,
+    /// Queen CPU time per request, in microseconds, over all its rounds.
+    pub queen_us_per_req: f64,
+    /// `ceiling_us_per_req / queen_us_per_req`: the throughput ratio both would reach on a core of their
+    /// own; far less sensitive than `ingest_ratio` to other load on a shared machine.
+    pub cpu_ratio: f64,
     /// Every round in order.
     pub rounds: Vec<Round>,
     /// Connections used.
@@ -97,6 +106,7 @@ enum Target {
 /// Runs the alternating rounds.
 pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigures> {
     let mut totals = [LoadResult::default(), LoadResult::default()];
+    let mut cpu = [0.0_f64; 2];
     let mut rounds = Vec::new();
     for _ in 0..opts.rounds {
         for target in [Target::Ceiling, Target::Queen] {
@@ -106,11 +116,17 @@ pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigure
             total.failed += result.failed;
             total.elapsed += result.elapsed;
             total.latency.merge(&result.latency);
+            cpu[target as usize] += round.server_us_per_req * result.ok as f64 / 1e6;
             rounds.push(round);
         }
     }
     let [ceiling, queen] = totals;
+    let ceiling_us = ratio(cpu[0] * 1e6, ceiling.ok as f64);
+    let queen_us = ratio(cpu[1] * 1e6, queen.ok as f64);
     Ok(IngestFigures {
+        ceiling_us_per_req: ceiling_us,
+        queen_us_per_req: queen_us,
+        cpu_ratio: ratio(ceiling_us, queen_us),
         ceiling_rps: ceiling.rps(),
         queen_rps: queen.rps(),
         ingest_ratio: ratio(queen.rps(), ceiling.rps()),
@@ -177,6 +193,10 @@ async fn run_round(
         latency: result.latency.summary(),
         failed: result.failed,
         server_cpu: ratio(server_after.cpu_seconds - server_before.cpu_seconds, secs),
+        server_us_per_req: ratio(
+            (server_after.cpu_seconds - server_before.cpu_seconds) * 1e6,
+            result.ok as f64,
+        ),
         bench_cpu: ratio(bench_after - bench_before, secs),
     };
     Ok((result, round))
