@@ -13,7 +13,14 @@ SEED=${SEED:-20261128}
 TOKEN=schemathesis-token
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian and Ubuntu ship venv separately.
+    if command -v apt-get >/dev/null 2>&1; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
 fi
 
