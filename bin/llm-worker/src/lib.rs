@@ -3,28 +3,18 @@
 
 mod backend;
 mod config;
-mod http;
 mod source;
 
-use std::time::Duration;
-
 use anyhow::Context as _;
-use heartbeat_sender::{SenderHandle, cli::host_id};
+use heartbeat_sender::cli::host_id;
 use shared_contract::{Health, MAX_ID_LEN, Status, Timestamp};
-use tokio::{net::TcpListener, time::Instant};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::warn;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use worker_contract::WorkerInfo;
 
 pub use config::Config;
-pub use http::{AppState, router};
 
 use crate::{backend::Backend, source::WorkerSource};
-
-/// How long after shutdown starts the worker may take in total; the contract allows 2 s.
-const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1600);
-/// How long open API connections get to finish once shutdown starts.
-const DRAIN: Duration = Duration::from_millis(500);
 
 /// Runs the worker on `listener` until `shutdown` is cancelled. `started_at` marks this
 /// process's incarnation; the queen counts a newer one as a restart.
@@ -60,43 +50,15 @@ pub async fn run(
         implementation: Some("llm-worker".to_owned()),
         version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
-    let sender = SenderHandle::new();
-
-    let tracker = TaskTracker::new();
-    tracker.spawn(heartbeat_sender::run(
+    heartbeat_sender::daemon::serve(
+        listener,
         config.sender.sender_config(),
         client,
         WorkerSource::new(info, backend),
-        sender.clone(),
-        shutdown.clone(),
-    ));
-    tracker.close();
-
-    let app = router(AppState { sender });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    let mut server = std::pin::pin!(server);
-    // Serving ends on its own only after shutdown (or on an error); otherwise give open
-    // connections a short drain once shutdown starts.
-    let served = tokio::select! {
-        result = &mut server => {
-            result.context("serve the worker api")?;
-            true
-        }
-        () = shutdown.cancelled() => false,
-    };
-    let deadline = Instant::now() + SHUTDOWN_BUDGET;
-    if !served && tokio::time::timeout(DRAIN, &mut server).await.is_err() {
-        warn!("open api connections did not close in time");
-    }
-    if tokio::time::timeout_at(deadline, tracker.wait())
-        .await
-        .is_err()
-    {
-        warn!("heartbeat sender did not stop in time");
-    }
-    Ok(())
+        shutdown,
+    )
+    .await
+    .context("serve the worker api")
 }
 
 /// Returns `<hive-id>-<port>`, shortening the hive part so the id stays within the id limit.

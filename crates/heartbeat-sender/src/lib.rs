@@ -8,6 +8,7 @@
 
 mod backoff;
 pub mod cli;
+pub mod daemon;
 mod handle;
 mod sender;
 mod shutdown;
