@@ -50,7 +50,7 @@ pub(crate) struct Inner {
     pub(crate) token: Option<Token>,
     pub(crate) interval_ms: u64,
     pub(crate) snapshot_interval: Duration,
-    pub(crate) cors_origins: Vec<String>,
+    pub(crate) cors: crate::http::CorsPolicy,
     pub(crate) seq: AtomicU64,
     /// Counts changes of state, status or membership; a snapshot older than it is stale.
     pub(crate) generation: AtomicU64,
@@ -87,7 +87,7 @@ impl AppState {
                 interval_ms: u64::try_from(config.heartbeat_interval.as_millis())
                     .unwrap_or(u64::MAX),
                 snapshot_interval: config.snapshot_interval,
-                cors_origins: config.cors_origins.clone(),
+                cors: crate::http::CorsPolicy::new(&config.cors_origins),
                 seq: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 snapshots,
