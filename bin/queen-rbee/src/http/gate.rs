@@ -196,18 +196,19 @@ fn authorized(state: &AppState, headers: &HeaderMap, uri: &Uri) -> bool {
     if matches!(uri.path(), "/" | "/health") {
         return true;
     }
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    // EventSource cannot send headers, so a `?token=` query is accepted too.
-    let presented = from_header.or_else(|| {
-        Query::<TokenQuery>::try_from_uri(uri)
+    let matches = |presented: &str| bool::from(presented.as_bytes().ct_eq(token.as_bytes()));
+    match headers.get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(matches),
+        // EventSource cannot send headers, so a `?token=` query is accepted too.
+        None => Query::<TokenQuery>::try_from_uri(uri)
             .ok()
             .and_then(|q| q.0.token)
-    });
-    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes())))
+            .is_some_and(|t| matches(&t)),
+    }
 }
 
 #[derive(Deserialize)]
