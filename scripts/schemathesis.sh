@@ -4,12 +4,14 @@
 #
 #   bash scripts/schemathesis.sh              # 50 examples per operation, fixed seed
 #   EXAMPLES=500 SEED=random bash scripts/schemathesis.sh
+#   CHECKS=all bash scripts/schemathesis.sh    # every schemathesis check, for exploring
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=target/schemathesis-venv
 EXAMPLES=${EXAMPLES:-50}
 SEED=${SEED:-20261128}
+CHECKS=${CHECKS:-not_a_server_error,response_schema_conformance}
 TOKEN=schemathesis-token
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
@@ -53,7 +55,7 @@ SEED_ARGS=()
 status=0
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/v1/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
-  --checks not_a_server_error,response_schema_conformance \
+  --checks "$CHECKS" \
   --max-examples "$EXAMPLES" \
   --exclude-path /v1/heartbeats/stream \
   --request-timeout 10 \

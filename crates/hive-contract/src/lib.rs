@@ -34,7 +34,11 @@ pub struct HiveInfo {
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$")]
     pub id: String,
     /// The machine's host name.
-    #[schema(min_length = 1, max_length = 253)]
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub hostname: String,
     /// The hive's own API port, 1–65535.
     #[schema(minimum = 1, maximum = 65535)]
@@ -57,7 +61,11 @@ pub struct HiveInfo {
     pub devices: Vec<DeviceInfo>,
     /// The hive's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub version: Option<String>,
 }
 
@@ -65,13 +73,20 @@ pub struct HiveInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SystemInfo {
     /// Operating system, e.g. `linux`.
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub os: String,
     /// Logical CPU cores.
+    #[schema(maximum = 4294967295_u32)]
     pub cpu_cores: u32,
     /// Total memory in bytes.
+    #[schema(maximum = 18446744073709551615_u64)]
     pub memory_total_bytes: u64,
     /// Memory available to new processes, in bytes.
+    #[schema(maximum = 18446744073709551615_u64)]
     pub memory_available_bytes: u64,
 }
 
@@ -79,14 +94,24 @@ pub struct SystemInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceInfo {
     /// Device id as workers name it, e.g. `cuda:0`.
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub id: String,
     /// Product name, e.g. `NVIDIA RTX 4090`.
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub name: String,
     /// Device memory in bytes.
+    #[schema(maximum = 18446744073709551615_u64)]
     pub memory_total_bytes: u64,
     /// Device memory in use, in bytes.
+    #[schema(maximum = 18446744073709551615_u64)]
     pub memory_used_bytes: u64,
 }
 

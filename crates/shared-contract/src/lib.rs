@@ -18,7 +18,7 @@ pub use heartbeat::{
 };
 pub use id::Id;
 pub use lifecycle::{Health, HealthStatus, State, Status, Target};
-pub use schema::ID_PATTERN;
+pub use schema::{ID_PATTERN, TEXT_PATTERN};
 pub use snapshot::{Entry, Snapshot, Transition};
 pub use timestamp::{TimestampError, deserialize_timestamp, parse_timestamp};
 pub use validate::{

@@ -69,12 +69,14 @@ pub enum Health {
     Degraded {
         /// What is wrong.
         #[serde(default)]
+        #[schema(max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
         reason: String,
     },
     /// Not able to serve.
     Unhealthy {
         /// What is wrong.
         #[serde(default)]
+        #[schema(max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
         reason: String,
     },
 }

@@ -16,6 +16,10 @@ use crate::{Entry, Id, Kind, Kinded, MAX_ID_LEN, Snapshot, State};
 /// The id rule as a JSON Schema pattern, kept next to `is_valid_id` in meaning.
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
 
+/// "No control characters" as a JSON Schema pattern: exactly the characters `char::is_control`
+/// refuses (Unicode category Cc), which `check_text` rejects with a `422`.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
 impl PartialSchema for Id {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -159,5 +163,8 @@ fn integer() -> ObjectBuilder {
 }
 
 fn unsigned() -> ObjectBuilder {
-    integer().minimum(Some(0))
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::UInt64)))
+        .minimum(Some(0))
 }

@@ -103,6 +103,15 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_pattern_names_exactly_the_control_characters() {
+        assert_eq!(crate::TEXT_PATTERN, r"^[^\u0000-\u001F\u007F-\u009F]*$");
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            let excluded = c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c);
+            assert_eq!(c.is_control(), excluded, "{c:?}");
+        }
+    }
+
+    #[test]
     fn text_rejects_empty_long_and_control() {
         assert!(check_text("f", "", 4).is_err());
         assert!(check_text("f", "abcde", 4).is_err());

@@ -37,10 +37,18 @@ pub struct WorkerInfo {
     #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._:-]+$")]
     pub hive_id: String,
     /// The loaded model, 1–256 characters.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub model_id: String,
     /// The device the model runs on: `cpu`, `cpu:0`, `cuda:N`, `metal:N`, ...
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub device: String,
     /// The worker's own API port, 1–65535.
     #[schema(minimum = 1, maximum = 65535)]
@@ -56,11 +64,19 @@ pub struct WorkerInfo {
     pub started_at: Timestamp,
     /// The implementation's name, e.g. `llm-worker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub implementation: Option<String>,
     /// The implementation's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 1024)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub version: Option<String>,
 }
 

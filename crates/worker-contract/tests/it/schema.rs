@@ -1,7 +1,7 @@
 //! The OpenAPI schema of the worker types matches what serde reads and writes.
 
 use serde_json::Value;
-use shared_contract::{Entry, Kind};
+use shared_contract::{Entry, ID_PATTERN, Kind, TEXT_PATTERN};
 use utoipa::{PartialSchema, ToSchema};
 use worker_contract::{WorkerHeartbeat, WorkerInfo};
 
@@ -35,6 +35,18 @@ fn worker_info_requires_exactly_the_required_fields() {
     assert_eq!(schema["properties"]["port"]["maximum"], 65535);
     assert_eq!(schema["properties"]["started_at"]["format"], "date-time");
     assert_eq!(schema["properties"]["id"]["maxLength"], 128);
+    for field in ["id", "hive_id"] {
+        assert_eq!(
+            schema["properties"][field]["pattern"], ID_PATTERN,
+            "{field}"
+        );
+    }
+    for field in ["model_id", "device", "implementation", "version"] {
+        assert_eq!(
+            schema["properties"][field]["pattern"], TEXT_PATTERN,
+            "{field}"
+        );
+    }
 }
 
 #[test]
