@@ -18,12 +18,12 @@ const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
 /// a few scans per second instead of one scan each; well inside the 250 ms the contract allows.
 const EXPIRY_MIN_GAP: Duration = Duration::from_millis(50);
 
-/// Publishes a snapshot at once, every snapshot interval, and shortly after every change.
+/// Publishes a snapshot every snapshot interval and shortly after every change; the first one
+/// was published when the state was built.
 pub(crate) async fn publish_snapshots(state: AppState) {
     let shutdown = state.inner.shutdown.clone();
     let interval = state.inner.snapshot_interval;
     loop {
-        state.publish_snapshot();
         let next_periodic = Instant::now() + interval;
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -35,6 +35,7 @@ pub(crate) async fn publish_snapshots(state: AppState) {
                 }
             }
         }
+        state.publish_snapshot();
     }
 }
 
