@@ -52,8 +52,9 @@ SEED_ARGS=()
 
 # The stream never ends by design, so it cannot be fuzzed request by request; the SSE tests
 # in bin/queen-rbee/tests cover it.
+# Run from target/ so schemathesis keeps its cache (.schemathesis/) out of the source tree.
 status=0
-"$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/v1/openapi.json" \
+(cd target && "../$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/v1/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks "$CHECKS" \
   --max-examples "$EXAMPLES" \
@@ -61,7 +62,7 @@ status=0
   --request-timeout 10 \
   --generation-database none \
   --no-color \
-  "${SEED_ARGS[@]}" || status=$?
+  "${SEED_ARGS[@]}") || status=$?
 
 if ! kill -0 "$QUEEN" 2>/dev/null; then
   echo "queen-rbee died during the run:" >&2
