@@ -326,8 +326,8 @@ impl Report {
         if let Some(m) = &self.memory {
             writeln!(
                 s,
-                "\n[memory] {} workers registered, {} rejected",
-                m.registered, m.rejected
+                "\n[memory] {} workers registered ({:.0}/s), {} rejected",
+                m.registered, m.register_rps, m.rejected
             )?;
             writeln!(
                 s,
