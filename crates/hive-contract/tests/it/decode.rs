@@ -4,10 +4,7 @@ use hive_contract::HiveHeartbeat;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::hostile::{
-    Mutation, Verdict, apply, arb_json, arb_mutation, corrupt, judge, judge_value,
-    valid_timestamp_text,
-};
+use crate::hostile::{Mutation, Verdict, apply, judge_value, valid_timestamp_text};
 
 /// Every place a mutation can hit, from the whole body down to one device's fields.
 const PATHS: &[&[&str]] = &[
@@ -107,50 +104,14 @@ fn example() -> Vec<u8> {
     .unwrap()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        judge::<HiveHeartbeat>(&bytes);
-    }
-
-    #[test]
-    fn corrupted_valid_bytes_never_panic(bytes in corrupt(example())) {
-        judge::<HiveHeartbeat>(&bytes);
-    }
-
-    #[test]
-    fn arbitrary_json_never_panics(value in arb_json()) {
-        judge_value::<HiveHeartbeat>(&value);
-    }
-
-    #[test]
-    fn valid_bodies_are_accepted_and_round_trip(body in valid_body()) {
-        prop_assert_eq!(judge_value::<HiveHeartbeat>(&body), Verdict::Accepted);
-    }
-
-    #[test]
-    fn mutated_bodies_are_judged_without_panic(
-        body in valid_body(),
-        path in prop::sample::select(PATHS),
-        mutation in arb_mutation(),
-    ) {
-        let mut body = body;
-        apply(&mut body, path, mutation);
-        judge_value::<HiveHeartbeat>(&body);
-    }
-
-    #[test]
-    fn dropping_a_required_field_is_malformed(
-        body in valid_body(),
-        field in prop::sample::select(&["id", "hostname", "port", "status", "started_at"][..]),
-    ) {
-        let mut body = body;
-        apply(&mut body, &["hive", field], Mutation::Remove);
-        prop_assert_eq!(judge_value::<HiveHeartbeat>(&body), Verdict::Malformed);
-    }
-}
+crate::heartbeat_body_properties!(
+    HiveHeartbeat,
+    "hive",
+    example(),
+    valid_body(),
+    PATHS,
+    &["id", "hostname", "port", "status", "started_at"][..],
+);
 
 #[test]
 fn hand_picked_hostile_bodies_get_the_right_verdict() {

@@ -311,3 +311,67 @@ pub fn corrupt(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
             bytes
         })
 }
+
+/// Generates the property tests every heartbeat body type must pass: hostile bytes and JSON never
+/// panic, valid bodies are accepted and round-trip, and a missing required field is malformed.
+///
+/// `$body` is the body type, `$kind` the payload's field name, `$example` a valid body as bytes,
+/// `$valid` a strategy of valid bodies, `$paths` the places a mutation may hit and `$required`
+/// the payload's required fields.
+#[macro_export]
+macro_rules! heartbeat_body_properties {
+    ($body:ty, $kind:literal, $example:expr, $valid:expr, $paths:expr, $required:expr $(,)?) => {
+        proptest::proptest! {
+            #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            ) {
+                $crate::hostile::judge::<$body>(&bytes);
+            }
+
+            #[test]
+            fn corrupted_valid_bytes_never_panic(bytes in $crate::hostile::corrupt($example)) {
+                $crate::hostile::judge::<$body>(&bytes);
+            }
+
+            #[test]
+            fn arbitrary_json_never_panics(value in $crate::hostile::arb_json()) {
+                $crate::hostile::judge_value::<$body>(&value);
+            }
+
+            #[test]
+            fn valid_bodies_are_accepted_and_round_trip(body in $valid) {
+                proptest::prop_assert_eq!(
+                    $crate::hostile::judge_value::<$body>(&body),
+                    $crate::hostile::Verdict::Accepted
+                );
+            }
+
+            #[test]
+            fn mutated_bodies_are_judged_without_panic(
+                body in $valid,
+                path in proptest::sample::select($paths),
+                mutation in $crate::hostile::arb_mutation(),
+            ) {
+                let mut body = body;
+                $crate::hostile::apply(&mut body, path, mutation);
+                $crate::hostile::judge_value::<$body>(&body);
+            }
+
+            #[test]
+            fn dropping_a_required_field_is_malformed(
+                body in $valid,
+                field in proptest::sample::select($required),
+            ) {
+                let mut body = body;
+                $crate::hostile::apply(&mut body, &[$kind, field], $crate::hostile::Mutation::Remove);
+                proptest::prop_assert_eq!(
+                    $crate::hostile::judge_value::<$body>(&body),
+                    $crate::hostile::Verdict::Malformed
+                );
+            }
+        }
+    };
+}
