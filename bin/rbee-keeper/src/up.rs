@@ -274,6 +274,9 @@ impl Fleet {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so a terminal's Ctrl-C reaches only the keeper, which then
+            // stops the senders before the queen and every final heartbeat still finds it.
+            .process_group(0)
             .kill_on_drop(true);
         // Children get their configuration from flags only, so that RBEE_* variables meant for
         // the keeper (RBEE_PORT, RBEE_WORKERS, ...) cannot change how a daemon behaves.
