@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::{AppState, Published};
+use crate::state::{AppState, Need, Published};
 
 /// Reconnection delay suggested to clients, in milliseconds.
 pub(crate) const RETRY_MS: u64 = 2000;
@@ -35,19 +35,18 @@ pub(crate) fn frame(event: &str, value: &impl Serialize) -> serde_json::Result<B
 /// snapshot and transition, each with an increasing id, until the client leaves or the queen
 /// shuts down.
 pub(crate) fn subscribe(state: &AppState) -> impl Stream<Item = Result<Bytes, Infallible>> + use<> {
-    state.publish_if_stale();
     let inner = &state.inner;
-    let mut snapshots = inner.snapshots.subscribe();
-    let first = snapshots.borrow_and_update().frame.clone();
-    let mut conn = Connection {
+    // Subscribe before asking for a snapshot, so the publisher counts this subscriber.
+    let snapshots = inner.snapshots.subscribe();
+    let conn = Connection {
         snapshots,
         transitions: inner.transitions.subscribe(),
         shutdown: inner.shutdown.clone(),
         next_id: 1,
         pending: VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n"))]),
+        first: Some(state.clone()),
         _guard: SubscriberGuard::new(state.clone()),
     };
-    conn.push_event(first);
     futures_util::stream::unfold(conn, |mut conn| async move {
         let chunk = conn.next_chunk().await?;
         Some((Ok(chunk), conn))
@@ -61,6 +60,8 @@ struct Connection {
     next_id: u64,
     /// Chunks of the event being written: at most a handful, never a backlog.
     pending: VecDeque<Bytes>,
+    /// Set until the first snapshot is sent: it must be current, so it may have to be built.
+    first: Option<AppState>,
     _guard: SubscriberGuard,
 }
 
@@ -76,6 +77,20 @@ impl Connection {
         loop {
             if let Some(chunk) = self.pending.pop_front() {
                 return Some(chunk);
+            }
+            if let Some(state) = self.first.take() {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return None,
+                    () = state.publish(Need::Fresh) => {}
+                }
+                let frame = self.snapshots.borrow_and_update().frame.clone();
+                if frame.is_empty() {
+                    // Only when the build failed or the runtime is going away.
+                    return None;
+                }
+                self.push_event(frame);
+                continue;
             }
             tokio::select! {
                 biased;

@@ -5,10 +5,11 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::{Instant, sleep, sleep_until};
 
-use crate::state::AppState;
+use crate::state::{AppState, Need};
 
 /// How long the publisher waits after a change before publishing, so a burst of changes
-/// becomes one snapshot; well inside the 100 ms the contract allows.
+/// becomes one snapshot; well inside the 100 ms the contract allows. Costly snapshots stretch
+/// it (see `AppState::coalesce_delay`).
 const COALESCE: Duration = Duration::from_millis(30);
 
 /// The longest the expiry task sleeps without looking, as a safety net.
@@ -18,24 +19,32 @@ const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
 /// a few scans per second instead of one scan each; well inside the 250 ms the contract allows.
 const EXPIRY_MIN_GAP: Duration = Duration::from_millis(50);
 
-/// Publishes a snapshot every snapshot interval and shortly after every change; the first one
-/// was published when the state was built.
+/// Publishes a snapshot every snapshot interval and shortly after every change, but only while
+/// someone subscribes: a new subscriber asks for a current snapshot itself.
 pub(crate) async fn publish_snapshots(state: AppState) {
     let shutdown = state.inner.shutdown.clone();
     let interval = state.inner.snapshot_interval;
     loop {
         let next_periodic = Instant::now() + interval;
-        tokio::select! {
+        let need = tokio::select! {
             () = shutdown.cancelled() => return,
-            () = sleep_until(next_periodic) => {}
+            () = sleep_until(next_periodic) => Need::New,
             () = state.inner.changed.notified() => {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = sleep(COALESCE) => {}
+                    () = sleep(state.coalesce_delay(COALESCE)) => {}
                 }
+                Need::Current
             }
+        };
+        if state.inner.snapshots.receiver_count() == 0 {
+            state.release_if_unwatched().await;
+            continue;
         }
-        state.publish_snapshot();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = state.publish(need) => {}
+        }
     }
 }
 

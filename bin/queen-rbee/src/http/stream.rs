@@ -1,25 +1,17 @@
 //! `GET /v1/heartbeats/snapshot` and the Server-Sent Events stream.
 
-use std::sync::Arc;
-
+use crate::{error::ApiError, sse, state::AppState};
 use axum::{
-    Json,
     body::Body,
     extract::State,
     http::header,
     response::{IntoResponse, Response},
 };
-use hive_contract::HiveInfo;
-use shared_contract::Snapshot;
-use worker_contract::WorkerInfo;
 
-use crate::{sse, state::AppState};
-
-/// Returns a snapshot taken now.
-pub(super) async fn snapshot(
-    State(state): State<AppState>,
-) -> Json<Snapshot<Arc<WorkerInfo>, Arc<HiveInfo>>> {
-    Json(state.snapshot())
+/// Returns a snapshot taken after the request arrived.
+pub(super) async fn snapshot(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let json = state.snapshot_json().await.ok_or(ApiError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// Streams snapshots and transitions as Server-Sent Events; the frames are shared, not copied.
