@@ -88,9 +88,14 @@ where
     ));
     tracker.close();
 
-    let server = axum::serve(listener, router::<S>(sender))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    // The shared accept loop bounds how long a request head may take, so a slowloris client
+    // cannot hold a connection open.
+    let server = http_serve::serve(
+        listener,
+        router::<S>(sender),
+        shutdown.clone(),
+        http_serve::Options::default(),
+    );
     let mut server = std::pin::pin!(server);
     // Serving ends on its own only after shutdown (or on an error); otherwise give open
     // connections a short drain once shutdown starts.
