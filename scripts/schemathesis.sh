@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=target/schemathesis-venv
+TARGET=${CARGO_TARGET_DIR:-target}
+VENV=$TARGET/schemathesis-venv
 EXAMPLES=${EXAMPLES:-50}
 SEED=${SEED:-20261128}
 CHECKS=${CHECKS:-not_a_server_error,response_schema_conformance}
@@ -29,7 +30,7 @@ fi
 cargo build --quiet -p queen-rbee
 
 LOG=$(mktemp)
-target/debug/queen-rbee --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
+"$TARGET/debug/queen-rbee" --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
 QUEEN=$!
 cleanup() {
   kill "$QUEEN" 2>/dev/null || true
@@ -54,7 +55,8 @@ SEED_ARGS=()
 # in bin/queen-rbee/tests cover it.
 # Run from target/ so schemathesis keeps its cache (.schemathesis/) out of the source tree.
 status=0
-(cd target && "../$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/v1/openapi.json" \
+VENV_ABS=$(cd "$VENV" && pwd)
+(cd "$TARGET" && "$VENV_ABS/bin/schemathesis" run "http://127.0.0.1:$PORT/v1/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --checks "$CHECKS" \
   --max-examples "$EXAMPLES" \
