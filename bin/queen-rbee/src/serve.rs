@@ -14,6 +14,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a new connection may stay silent before it is served on the main runtime.
 const PEEK_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// `SO_SNDBUF` of stream connections: a subscriber that stops reading pins at most about twice
+/// this much kernel memory (Linux doubles it for bookkeeping) instead of the autotuned ~1 MB.
+const STREAM_SEND_BUFFER: Option<usize> = Some(256 * 1024);
+
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets open connections finish
 /// their current request (the caller bounds how long that may take).
 ///
@@ -31,6 +35,7 @@ pub(crate) async fn serve(
             request_prefix: "GET /v1/heartbeats/stream",
             thread_name: "queen-stream",
             peek_timeout: PEEK_TIMEOUT,
+            send_buffer: STREAM_SEND_BUFFER,
         }),
     };
     http_serve::serve(listener, app, shutdown, options).await

@@ -25,6 +25,9 @@ pub struct Dedicated {
     /// How long to wait for a new connection's first bytes; a client that sends nothing in
     /// that time is served on the main runtime, where the header read timeout applies.
     pub peek_timeout: Duration,
+    /// `SO_SNDBUF` for these connections, bounding the kernel memory a subscriber that stops
+    /// reading can pin; `None` keeps the kernel's autotuning.
+    pub send_buffer: Option<usize>,
 }
 
 /// The running dedicated runtime; its thread stops when `stop` is cancelled, which drops the
@@ -64,6 +67,11 @@ impl StreamRuntime {
     ) -> Result<(), (TcpStream, Watcher)> {
         if !self.matches(&stream).await {
             return Err((stream, watcher));
+        }
+        if let Some(size) = self.config.send_buffer {
+            if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
+                debug!(error = %e, "cannot set SO_SNDBUF");
+            }
         }
         // The socket leaves this runtime's reactor and joins the dedicated one's.
         let std_stream = match stream.into_std() {

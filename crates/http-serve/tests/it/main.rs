@@ -47,6 +47,7 @@ fn dedicated() -> Options {
             request_prefix: "GET /stream",
             thread_name: "it-dedicated",
             peek_timeout: Duration::from_secs(2),
+            send_buffer: Some(64 * 1024),
         }),
     }
 }
