@@ -320,3 +320,53 @@ async fn shutdown_ends_open_streams_promptly() {
         wait_for("the stream to end", WAIT, || recorder.ended()).await;
     }
 }
+
+#[tokio::test]
+async fn a_subscriber_after_everyone_left_gets_a_current_snapshot() {
+    // A short interval wakes the publisher often, so it drops the frame nobody watches.
+    let mut config = config();
+    config.snapshot_interval = Duration::from_millis(100);
+    let queen = TestQueen::start(config).await;
+    queen.post("/v1/worker-heartbeat", &worker("early")).await;
+    let recorder = SseRecorder::connect(&queen.url("/v1/heartbeats/stream"), None).await;
+    recorder
+        .wait_for("a snapshot with the first worker", WAIT, |e| {
+            has_worker(e, "early")
+        })
+        .await;
+    drop(recorder);
+    wait_until("the subscriber to leave", WAIT, || async {
+        (subscribers(&queen).await? == 0).then_some(())
+    })
+    .await;
+
+    queen.post("/v1/worker-heartbeat", &worker("late")).await;
+    let recorder = SseRecorder::connect(&queen.url("/v1/heartbeats/stream"), None).await;
+    let first = recorder
+        .wait_for("the first snapshot", WAIT, |e| e.event == "heartbeat")
+        .await;
+    assert!(
+        has_worker(&first, "early") && has_worker(&first, "late"),
+        "{}",
+        first.data
+    );
+}
+
+#[tokio::test]
+async fn the_rest_snapshot_includes_a_change_made_just_before_it() {
+    // With a subscriber the publisher holds a frame; the REST answer must not be that older frame.
+    let queen = TestQueen::start(config()).await;
+    let recorder = SseRecorder::connect(&queen.url("/v1/heartbeats/stream"), None).await;
+    recorder
+        .wait_for("the first snapshot", WAIT, |e| e.event == "heartbeat")
+        .await;
+    for id in ["r1", "r2", "r3"] {
+        queen.post("/v1/worker-heartbeat", &worker(id)).await;
+        let snapshot = queen.get("/v1/heartbeats/snapshot").await;
+        let ids = snapshot["worker_ids"].as_array().unwrap();
+        assert!(ids.iter().any(|v| v == id), "{id} missing from {snapshot}");
+    }
+    let first = queen.get("/v1/heartbeats/snapshot").await;
+    let second = queen.get("/v1/heartbeats/snapshot").await;
+    assert!(second["seq"].as_u64().unwrap() > first["seq"].as_u64().unwrap());
+}
