@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     transitions: [[AtomicU64; Target::ALL.len()]; 2],
     sse_subscribers: AtomicI64,
     snapshots_published: AtomicU64,
+    /// How long the last published snapshot took to build and serialize.
+    snapshot_build_micros: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
@@ -43,8 +45,15 @@ impl Metrics {
         self.transitions[kind_index(kind)][target_index(to)].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot_published(&self) {
+    pub(crate) fn snapshot_published(&self, build: Duration) {
         self.snapshots_published.fetch_add(1, Relaxed);
+        let micros = u64::try_from(build.as_micros()).unwrap_or(u64::MAX);
+        self.snapshot_build_micros.store(micros, Relaxed);
+    }
+
+    /// How long the last published snapshot took to build and serialize.
+    pub(crate) fn snapshot_build(&self) -> Duration {
+        Duration::from_micros(self.snapshot_build_micros.load(Relaxed))
     }
 
     pub(crate) fn subscriber_added(&self) {
@@ -158,6 +167,17 @@ impl Metrics {
             out,
             "rbee_snapshots_published_total {}",
             self.snapshots_published.load(Relaxed)
+        );
+        header(
+            &mut out,
+            "rbee_snapshot_build_seconds",
+            "gauge",
+            "How long the last published snapshot took to build and serialize.",
+        );
+        let _ = writeln!(
+            out,
+            "rbee_snapshot_build_seconds {}",
+            self.snapshot_build().as_secs_f64()
         );
         header(
             &mut out,

@@ -94,8 +94,6 @@ pub(crate) struct Inner {
     /// Held while a snapshot is built, so builds never overlap: publications stay in `seq`
     /// order and at most one unpublished snapshot exists besides the published one.
     build: Arc<tokio::sync::Mutex<()>>,
-    /// How long the last snapshot took to build and serialize, in microseconds.
-    build_cost_us: AtomicU64,
     pub(crate) transitions: broadcast::Sender<Bytes>,
     /// Wakes the snapshot publisher after a change of state, status or membership.
     pub(crate) changed: Notify,
@@ -130,7 +128,6 @@ impl AppState {
                 generation: AtomicU64::new(0),
                 snapshots,
                 build: Arc::new(tokio::sync::Mutex::new(())),
-                build_cost_us: AtomicU64::new(0),
                 transitions,
                 changed: Notify::new(),
                 expiry_wake: Notify::new(),
@@ -172,9 +169,10 @@ impl AppState {
         let state = self.clone();
         let built = tokio::task::spawn_blocking(move || {
             let _guard = guard;
+            let started = std::time::Instant::now();
             if let Some(published) = state.build() {
                 state.inner.snapshots.send_replace(published);
-                state.inner.metrics.snapshot_published();
+                state.inner.metrics.snapshot_published(started.elapsed());
             }
         });
         // A join error means the runtime is shutting down; nothing is left to publish to.
@@ -231,7 +229,7 @@ impl AppState {
     /// costly, so that a stream of registrations spends at most about a third of a core on
     /// snapshots, never less than `floor` (small fleets keep their quick updates).
     pub(crate) fn coalesce_delay(&self, floor: Duration) -> Duration {
-        let cost = Duration::from_micros(self.inner.build_cost_us.load(Ordering::Relaxed));
+        let cost = self.inner.metrics.snapshot_build();
         (cost * 2).clamp(floor, MAX_COALESCE.max(floor))
     }
 
@@ -248,14 +246,10 @@ impl AppState {
 
     /// Takes and serializes one snapshot; blocking, so it runs on the blocking pool.
     fn build(&self) -> Option<Published> {
-        let started = std::time::Instant::now();
         // Read before taking the snapshot, so the snapshot holds at least this generation.
         let generation = self.inner.generation.load(Ordering::Acquire);
         let taken = Instant::now();
-        let built = sse::frame("heartbeat", &self.snapshot());
-        let cost = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.inner.build_cost_us.store(cost, Ordering::Relaxed);
-        match built {
+        match sse::frame("heartbeat", &self.snapshot()) {
             Ok(frame) => Some(Published {
                 frame,
                 generation,
