@@ -8,10 +8,10 @@ use axum::{
 };
 use heartbeat_sender::{SenderHandle, daemon};
 use serde_json::json;
-use test_support::wait_for;
+use test_support::{FakeQueen, wait_for};
 use tower::ServiceExt as _;
 
-use crate::double::{FakeWorker, QueenDouble, start_sender};
+use crate::double::{FakeWorker, start_sender};
 
 async fn get_json(app: axum::Router, path: &str) -> (StatusCode, serde_json::Value) {
     let response = app
@@ -44,9 +44,8 @@ async fn health_is_ok_and_info_serves_the_last_payload() {
 
 #[tokio::test]
 async fn info_serves_the_payload_last_sent() {
-    let queen = QueenDouble::new(60_000);
-    let server = queen.serve().await;
-    let running = start_sender(&server.url(), Duration::from_secs(60), None);
+    let queen = FakeQueen::start(60_000).await;
+    let running = start_sender(&queen.url(), Duration::from_secs(60), None);
     let app = daemon::router::<FakeWorker>(running.handle.clone());
 
     wait_for("the first heartbeat", Duration::from_secs(5), || {

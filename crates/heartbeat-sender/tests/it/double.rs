@@ -1,110 +1,12 @@
-//! A stand-in for the queen (the queen crate is no dependency of the sender) and a fake payload.
+//! A fake worker payload and a sender started against a fake queen from `test-support`.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use heartbeat_sender::{PayloadSource, SenderConfig, SenderHandle};
-use parking_lot::Mutex;
-use serde_json::{Value, json};
 use shared_contract::{Health, Status};
-use test_support::TestServer;
-use tokio::{task::JoinHandle, time::Instant};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use worker_contract::{WorkerHeartbeat, WorkerInfo};
-
-/// How the double answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Ok,
-    Unavailable,
-    Unauthorized,
-}
-
-/// One request the double received.
-#[derive(Debug, Clone)]
-pub(crate) struct Beat {
-    pub(crate) body: Value,
-    pub(crate) auth: Option<String>,
-    pub(crate) at: Instant,
-}
-
-#[derive(Debug)]
-struct Inner {
-    beats: Vec<Beat>,
-    mode: Mode,
-    next_ms: u64,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct QueenDouble {
-    inner: Arc<Mutex<Inner>>,
-}
-
-impl QueenDouble {
-    pub(crate) fn new(next_ms: u64) -> Self {
-        Self {
-            inner: Arc::new(Mutex::new(Inner {
-                beats: Vec::new(),
-                mode: Mode::Ok,
-                next_ms,
-            })),
-        }
-    }
-
-    pub(crate) async fn serve(&self) -> TestServer {
-        let router = Router::new()
-            .route("/v1/worker-heartbeat", post(ingest))
-            .with_state(self.clone());
-        TestServer::start(router).await
-    }
-
-    pub(crate) fn set_mode(&self, mode: Mode) {
-        self.inner.lock().mode = mode;
-    }
-
-    pub(crate) fn beats(&self) -> Vec<Beat> {
-        self.inner.lock().beats.clone()
-    }
-
-    pub(crate) fn count(&self) -> usize {
-        self.inner.lock().beats.len()
-    }
-}
-
-async fn ingest(
-    State(double): State<QueenDouble>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut inner = double.inner.lock();
-    inner.beats.push(Beat {
-        body,
-        auth,
-        at: Instant::now(),
-    });
-    match inner.mode {
-        Mode::Ok => (
-            StatusCode::OK,
-            Json(
-                json!({"status": "ok", "message": "heartbeat received", "next_heartbeat_ms": inner.next_ms}),
-            ),
-        ),
-        Mode::Unavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": {"code": "unavailable", "message": "try later"}})),
-        ),
-        Mode::Unauthorized => (
-            StatusCode::UNAUTHORIZED,
-            Json(
-                json!({"error": {"code": "unauthorized", "message": "missing or wrong bearer token"}}),
-            ),
-        ),
-    }
-}
 
 /// A worker payload that never changes, except for `stopping`.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! Integration tests of the heartbeat loop against a real HTTP server standing in for the queen.
+//! Integration tests of the heartbeat loop against `test-support`'s fake queen, a real HTTP server.
 
 mod daemon;
 mod double;

@@ -2,21 +2,21 @@
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use heartbeat_sender::Link;
-use test_support::{wait_for, wait_until};
+use test_support::{FakeQueen, wait_for, wait_until};
 use tokio::time::Instant;
 
-use crate::double::{Mode, QueenDouble, start_sender};
+use crate::double::start_sender;
 
 const LONG: Duration = Duration::from_secs(60);
 const DEADLINE: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn first_heartbeat_goes_out_at_start_with_the_token() {
-    let queen = QueenDouble::new(60_000);
-    let server = queen.serve().await;
+    let queen = FakeQueen::start(60_000).await;
     let started = Instant::now();
-    let running = start_sender(&server.url(), LONG, Some("s3cret"));
+    let running = start_sender(&queen.url(), LONG, Some("s3cret"));
 
     wait_for("the first heartbeat", DEADLINE, || queen.count() >= 1).await;
     let beat = &queen.beats()[0];
@@ -38,9 +38,8 @@ async fn first_heartbeat_goes_out_at_start_with_the_token() {
 
 #[tokio::test]
 async fn no_token_means_no_authorization_header() {
-    let queen = QueenDouble::new(60_000);
-    let server = queen.serve().await;
-    let running = start_sender(&server.url(), LONG, None);
+    let queen = FakeQueen::start(60_000).await;
+    let running = start_sender(&queen.url(), LONG, None);
     wait_for("the first heartbeat", DEADLINE, || queen.count() >= 1).await;
     assert_eq!(queen.beats()[0].auth, None);
     running.token.cancel();
@@ -49,9 +48,8 @@ async fn no_token_means_no_authorization_header() {
 #[tokio::test]
 async fn adopts_the_interval_the_queen_asks_for() {
     // The sender starts at one minute; the queen asks for 100 ms.
-    let queen = QueenDouble::new(100);
-    let server = queen.serve().await;
-    let running = start_sender(&server.url(), LONG, None);
+    let queen = FakeQueen::start(100).await;
+    let running = start_sender(&queen.url(), LONG, None);
 
     wait_for("six heartbeats at the queen's pace", DEADLINE, || {
         queen.count() >= 6
@@ -69,12 +67,11 @@ async fn adopts_the_interval_the_queen_asks_for() {
 
 #[tokio::test]
 async fn backs_off_while_the_queen_is_away_and_recovers_within_an_interval() {
-    let queen = QueenDouble::new(200);
-    let mut server = queen.serve().await;
-    let running = start_sender(&server.url(), Duration::from_millis(200), None);
+    let mut queen = FakeQueen::start(200).await;
+    let running = start_sender(&queen.url(), Duration::from_millis(200), None);
     wait_for("link up", DEADLINE, || running.handle.link() == Link::Up).await;
 
-    server.stop().await;
+    queen.server().stop().await;
     wait_for("several failed attempts", DEADLINE, || {
         running.handle.stats().failed >= 4
     })
@@ -85,7 +82,7 @@ async fn backs_off_while_the_queen_is_away_and_recovers_within_an_interval() {
     assert_eq!(stats.recoveries, 0);
 
     let before = queen.count();
-    server.restart().await;
+    queen.server().restart().await;
     let back = Instant::now();
     wait_for("a heartbeat after the queen's return", DEADLINE, || {
         queen.count() > before
@@ -110,10 +107,9 @@ async fn backs_off_while_the_queen_is_away_and_recovers_within_an_interval() {
 
 #[tokio::test]
 async fn server_errors_are_retried_like_an_outage() {
-    let queen = QueenDouble::new(100);
-    let server = queen.serve().await;
-    queen.set_mode(Mode::Unavailable);
-    let running = start_sender(&server.url(), Duration::from_millis(100), None);
+    let queen = FakeQueen::start(100).await;
+    queen.answer_with(StatusCode::SERVICE_UNAVAILABLE);
+    let running = start_sender(&queen.url(), Duration::from_millis(100), None);
 
     wait_for("several 503s", DEADLINE, || {
         running.handle.stats().failed >= 4
@@ -122,7 +118,7 @@ async fn server_errors_are_retried_like_an_outage() {
     assert_eq!(running.handle.link(), Link::Unreachable);
     assert_eq!(running.handle.stats().outages, 1);
 
-    queen.set_mode(Mode::Ok);
+    queen.answer_with(StatusCode::OK);
     wait_for("link up", DEADLINE, || running.handle.link() == Link::Up).await;
     let stats = running.handle.stats();
     assert_eq!((stats.outages, stats.recoveries), (1, 1));
@@ -131,10 +127,9 @@ async fn server_errors_are_retried_like_an_outage() {
 
 #[tokio::test]
 async fn a_refusal_is_reported_once_and_retried_at_the_normal_pace() {
-    let queen = QueenDouble::new(100);
-    let server = queen.serve().await;
-    queen.set_mode(Mode::Unauthorized);
-    let running = start_sender(&server.url(), Duration::from_millis(100), Some("wrong"));
+    let queen = FakeQueen::start(100).await;
+    queen.answer_with(StatusCode::UNAUTHORIZED);
+    let running = start_sender(&queen.url(), Duration::from_millis(100), Some("wrong"));
 
     wait_for("several refusals", DEADLINE, || {
         running.handle.stats().rejected >= 3
@@ -145,7 +140,7 @@ async fn a_refusal_is_reported_once_and_retried_at_the_normal_pace() {
     assert_eq!(stats.refusals, 1, "one error line per refusal state");
     assert_eq!(stats.outages, 0);
 
-    queen.set_mode(Mode::Ok);
+    queen.answer_with(StatusCode::OK);
     wait_for("link up", DEADLINE, || running.handle.link() == Link::Up).await;
     assert_eq!(running.handle.stats().recoveries, 1);
     running.token.cancel();
@@ -153,9 +148,8 @@ async fn a_refusal_is_reported_once_and_retried_at_the_normal_pace() {
 
 #[tokio::test]
 async fn cancelling_sends_a_final_stopping_heartbeat() {
-    let queen = QueenDouble::new(60_000);
-    let server = queen.serve().await;
-    let running = start_sender(&server.url(), LONG, None);
+    let queen = FakeQueen::start(60_000).await;
+    let running = start_sender(&queen.url(), LONG, None);
     wait_for("the first heartbeat", DEADLINE, || queen.count() >= 1).await;
 
     running.token.cancel();
@@ -176,11 +170,10 @@ async fn cancelling_sends_a_final_stopping_heartbeat() {
 
 #[tokio::test]
 async fn shutdown_is_quick_when_the_queen_is_gone() {
-    let queen = QueenDouble::new(100);
-    let mut server = queen.serve().await;
-    let running = start_sender(&server.url(), Duration::from_millis(100), None);
+    let mut queen = FakeQueen::start(100).await;
+    let running = start_sender(&queen.url(), Duration::from_millis(100), None);
     wait_for("link up", DEADLINE, || running.handle.link() == Link::Up).await;
-    server.stop().await;
+    queen.server().stop().await;
     wait_until("the outage to be noticed", DEADLINE, || {
         let down = running.handle.link() == Link::Unreachable;
         async move { down.then_some(()) }
