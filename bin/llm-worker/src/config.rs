@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use heartbeat_sender::cli::{SenderArgs, parse_http_url, parse_id};
 use reqwest::Url;
+use sender_daemon::cli::{SenderArgs, parse_http_url, parse_id};
 use shared_contract::check_text;
 use worker_contract::{MAX_DEVICE_LEN, MAX_MODEL_ID_LEN};
 

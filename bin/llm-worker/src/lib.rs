@@ -6,8 +6,7 @@ mod config;
 mod source;
 
 use anyhow::Context as _;
-use heartbeat_sender::cli::host_id;
-use shared_contract::{Health, MAX_ID_LEN, Status, Timestamp};
+use shared_contract::{Health, Id, MAX_ID_LEN, Status, Timestamp};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker_contract::WorkerInfo;
@@ -29,7 +28,7 @@ pub async fn run(
         .context("read the bound address")?
         .port();
     let hive_id = config.hive_id.unwrap_or_else(|| {
-        host_id(&sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_owned()))
+        Id::from_host_name(&sysinfo::System::host_name().unwrap_or_default()).to_string()
     });
     let id = config
         .worker_id
@@ -50,7 +49,7 @@ pub async fn run(
         implementation: Some("llm-worker".to_owned()),
         version: Some(env!("CARGO_PKG_VERSION").to_owned()),
     };
-    heartbeat_sender::daemon::serve(
+    sender_daemon::daemon::serve(
         listener,
         config.sender.sender_config(),
         client,

@@ -61,27 +61,3 @@ pub async fn run(
     }
     served.context("serve http")
 }
-
-/// Completes on the first SIGINT (Ctrl-C at a terminal) or SIGTERM (service managers, `kill`).
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the queen");
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-}

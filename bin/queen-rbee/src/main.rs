@@ -1,11 +1,15 @@
 //! queen-rbee entry point: parse flags, start logging, bind, serve until SIGINT or SIGTERM.
 
-use std::{io::IsTerminal as _, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser as _;
-use queen_rbee::{Config, run, shutdown_signal};
+use process_kit::{Listening, ShutdownReason};
+use queen_rbee::{Config, run};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+
+/// How long the senders the keeper started get to deliver their final heartbeats when the keeper
+/// dies; they promise to stop within 2 s.
+const SENDERS_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,16 +24,11 @@ async fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{}=info,tower_http=warn", env!("CARGO_CRATE_NAME")))
-    });
-    // A closed stderr must not panic the logger (and with it the task that handles signals).
-    tracing_subscriber::fmt()
-        .log_internal_errors(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Err(error) = process_kit::init_tracing(&[env!("CARGO_CRATE_NAME")]) {
+        return process_kit::usage_error(&error.to_string());
+    }
+    // A failure is logged; the queen serves on with the limit it has.
+    let _ = process_kit::raise_open_files_limit();
 
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,14 +44,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("failed to bind {}", config.bind))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let signal = process_kit::shutdown_signal().context("install signal handlers")?;
+    tracing::info!("{}", Listening(listener.local_addr()?));
     let shutdown = CancellationToken::new();
     let server = run(config, listener, shutdown.clone());
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result,
-        () = shutdown_signal() => {
-            tracing::info!("shutting down");
+        reason = signal => {
+            tracing::info!(signal = %reason, "shutting down");
+            if reason == ShutdownReason::StdinClosed {
+                // The keeper that started us is gone, and its hive and workers were told at the
+                // same moment: keep serving while they send their final heartbeats.
+                if let Ok(result) = tokio::time::timeout(SENDERS_GRACE, &mut server).await {
+                    return result;
+                }
+            }
             shutdown.cancel();
             server.await
         }

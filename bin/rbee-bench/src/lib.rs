@@ -53,15 +53,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let self_exe = std::env::current_exe().context("find own executable")?;
-    let queen_bin = args
-        .queen_bin
-        .clone()
-        .unwrap_or_else(|| self_exe.with_file_name("queen-rbee"));
-    anyhow::ensure!(
-        queen_bin.is_file(),
-        "queen binary not found at {} (build it: cargo build --release --workspace --bins)",
-        queen_bin.display()
-    );
+    let queen_bin = match args.queen_bin.clone() {
+        Some(path) => {
+            anyhow::ensure!(
+                path.is_file(),
+                "queen binary not found at {}",
+                path.display()
+            );
+            path
+        }
+        None => process_kit::sibling_binary("queen-rbee").map_err(|e| {
+            anyhow::anyhow!("{e} (build it: cargo build --release --workspace --bins)")
+        })?,
+    };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let pinning = Pinning::plan(!args.no_pin);
     pinning.pin_self().context("pin the bench")?;
@@ -71,9 +75,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         pinning,
         cpus,
     };
+    // Returning early drops the scenario, and with it every child server (kill on drop).
+    let interrupted = process_kit::shutdown_signal().context("install signal handlers")?;
     let report = tokio::select! {
         r = run_scenarios(&env, &args) => r?,
-        () = interrupted() => anyhow::bail!("interrupted"),
+        reason = interrupted => anyhow::bail!("interrupted ({reason})"),
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -149,21 +155,4 @@ async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
-}
-
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Returning from here drops the scenario, and with it every child server (kill on drop).
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
 }

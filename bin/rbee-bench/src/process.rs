@@ -110,7 +110,7 @@ impl Server {
         let deadline = Instant::now() + STARTUP_LIMIT;
         loop {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(addr) = find_listening_addr(&text) {
+            if let Some(addr) = process_kit::find_listening(&text) {
                 return Ok(addr);
             }
             if let Some(status) = self.child.try_wait().context("poll child")? {
@@ -135,18 +135,6 @@ impl Drop for Server {
         // kill_on_drop kills the child; the log is only useful while it runs.
         let _ = std::fs::remove_file(&self.log);
     }
-}
-
-/// Finds `listening on http://IP:PORT` in log text.
-pub fn find_listening_addr(text: &str) -> Option<SocketAddr> {
-    const KEY: &str = "listening on http://";
-    text.lines().find_map(|line| {
-        let rest = &line[line.find(KEY)? + KEY.len()..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')))
-            .unwrap_or(rest.len());
-        rest[..end].parse().ok()
-    })
 }
 
 /// Reads the resource use of process `pid` from `/proc`.
@@ -190,21 +178,6 @@ fn unique() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_address_in_plain_and_structured_logs() {
-        let log =
-            "2026-11-29T05:00:00Z  INFO queen_rbee: listening on http://127.0.0.1:41234 addr=x\n";
-        assert_eq!(
-            find_listening_addr(log),
-            Some("127.0.0.1:41234".parse().unwrap())
-        );
-        assert_eq!(
-            find_listening_addr("ceiling server listening on http://127.0.0.1:9\n"),
-            Some("127.0.0.1:9".parse().unwrap())
-        );
-        assert_eq!(find_listening_addr("starting\n"), None);
-    }
 
     #[test]
     fn cpu_ticks_skip_odd_command_names() {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use heartbeat_sender::cli::{SenderArgs, parse_id};
+use sender_daemon::cli::{SenderArgs, parse_id};
 
 /// `rbee-hive` flags; each is also read from `RBEE_<FLAG>`.
 #[derive(Debug, Clone, Parser)]

@@ -6,7 +6,7 @@ mod gpu;
 mod source;
 
 use anyhow::Context as _;
-use heartbeat_sender::cli::host_id;
+use shared_contract::Id;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,10 +26,12 @@ pub async fn run(
         .context("read the bound address")?
         .port();
     let hostname = sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_owned());
-    let id = config.hive_id.unwrap_or_else(|| host_id(&hostname));
+    let id = config
+        .hive_id
+        .unwrap_or_else(|| Id::from_host_name(&hostname).to_string());
     let source = HiveSource::new(id, hostname, port, chrono::Utc::now());
     let client = heartbeat_sender::build_client().context("build the http client")?;
-    heartbeat_sender::daemon::serve(
+    sender_daemon::daemon::serve(
         listener,
         config.sender.sender_config(),
         client,

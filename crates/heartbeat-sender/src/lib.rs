@@ -2,19 +2,16 @@
 //!
 //! A daemon supplies a [`PayloadSource`] that produces its current payload; [`run`] sends it to the
 //! queen at the pace the queen asks for, backs off while the queen is away, logs only when the
-//! connection changes state, and sends a final `stopping` heartbeat on shutdown.
+//! connection changes state, and sends a final `stopping` heartbeat on shutdown. The process
+//! around it (flags, signals, the daemon's own API) lives in `sender-daemon`.
 
 #![warn(missing_docs)]
 
 mod backoff;
-pub mod cli;
-pub mod daemon;
 mod handle;
 mod sender;
-mod shutdown;
 mod source;
 
 pub use handle::{Link, SenderHandle, SenderStats};
 pub use sender::{SenderConfig, build_client, run};
-pub use shutdown::shutdown_signal;
 pub use source::PayloadSource;

@@ -21,7 +21,7 @@ use hyper_util::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tracing::{debug, error};
+use tracing::{debug, info, warn};
 
 pub use dedicated::Dedicated;
 
@@ -72,14 +72,18 @@ pub async fn serve(
         .map(|runtime| runtime.stop.clone().drop_guard());
     let graceful = GracefulShutdown::new();
     let connections = TaskTracker::new();
+    let mut episode = AcceptEpisode::default();
     loop {
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    episode.accepted();
+                    accepted
+                }
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
-                    error!(error = %e, "accept failed");
+                    episode.failed(&e);
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -125,6 +129,33 @@ impl Server {
         let connection = self.builder.serve_connection(TokioIo::new(stream), service);
         if let Err(e) = watcher.watch(connection).await {
             debug!(?peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Logs a run of failed accepts (running out of descriptors, say) once: a warning when it
+/// starts and an info line when accepting works again, rather than a line every backoff.
+#[derive(Debug, Default)]
+struct AcceptEpisode {
+    /// Accepts failed since the last success; non-zero while an episode lasts.
+    failures: u64,
+}
+
+impl AcceptEpisode {
+    fn failed(&mut self, e: &io::Error) {
+        if self.failures == 0 {
+            warn!(error = %e, "accept failed; new connections wait until it works again");
+        }
+        self.failures += 1;
+    }
+
+    fn accepted(&mut self) {
+        if self.failures > 0 {
+            info!(
+                failed_attempts = self.failures,
+                "accepting connections again"
+            );
+            self.failures = 0;
         }
     }
 }

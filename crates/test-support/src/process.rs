@@ -19,21 +19,9 @@ use crate::wait::{try_wait_until, wait_until};
 /// Returns the path of a workspace binary built next to the running test executable
 /// (`target/<profile>/<name>`); panics with the command to build it if it is missing.
 pub fn binary_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable has a path");
-    let mut dir = exe
-        .parent()
-        .expect("the test executable lives in a directory")
-        .to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "binary `{name}` not found at {}; build the daemons first with `cargo build --workspace --bins`",
-        path.display()
-    );
-    path
+    process_kit::sibling_binary(name).unwrap_or_else(|e| {
+        panic!("{e}; build the daemons first with `cargo build --workspace --bins`")
+    })
 }
 
 /// Configures a daemon before it starts.
@@ -89,11 +77,7 @@ impl DaemonBuilder {
             .stderr(Stdio::piped())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("RBEE_") {
-                command.env_remove(key);
-            }
-        }
+        process_kit::scrub_rbee_env(&mut command);
         command.envs(self.envs.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .spawn()
@@ -222,7 +206,7 @@ impl Daemon {
     /// Waits for the `listening on http://IP:PORT` line and returns the address it names.
     pub async fn listening_addr(&self, timeout: Duration) -> SocketAddr {
         let line = self.wait_for_line("listening on http://", timeout).await;
-        parse_listening(&line)
+        process_kit::parse_listening(&line)
             .unwrap_or_else(|| panic!("{}: cannot parse an address in {line:?}", self.name))
     }
 
@@ -291,15 +275,6 @@ impl Drop for Daemon {
     }
 }
 
-/// Parses the address out of a line containing `listening on http://IP:PORT`.
-fn parse_listening(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == ',')
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
 fn capture(stream: Box<dyn Read + Send>, lines: &Mutex<Vec<String>>, name: &str, echo: bool) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -320,24 +295,5 @@ fn capture(stream: Box<dyn Read + Send>, lines: &Mutex<Vec<String>>, name: &str,
                 lines.lock().push(line);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_lines_parse() {
-        let line = "2026-11-28T15:00:00Z  INFO queen_rbee: listening on http://127.0.0.1:43121";
-        assert_eq!(
-            parse_listening(line),
-            Some("127.0.0.1:43121".parse().unwrap())
-        );
-        assert_eq!(
-            parse_listening("listening on http://[::1]:80/ now"),
-            Some("[::1]:80".parse().unwrap())
-        );
-        assert_eq!(parse_listening("listening on http://nope"), None);
     }
 }

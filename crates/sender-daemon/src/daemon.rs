@@ -1,18 +1,17 @@
-//! The process shell both sender daemons share: logging, binding, signals, their own
-//! `GET /health` and `GET /v1/info` API, and a shutdown bounded by the 2 s the contract allows.
+//! The process shell both sender daemons share: binding, signals, their own `GET /health` and
+//! `GET /v1/info` API, and a shutdown bounded by the 2 s the contract allows.
 
-use std::{io::IsTerminal as _, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, time::Duration};
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use heartbeat_sender::{PayloadSource, SenderConfig, SenderHandle};
+use process_kit::Listening;
 use reqwest::Client;
 use serde_json::json;
 use shared_contract::HeartbeatBody;
 use tokio::{net::TcpListener, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::warn;
-use tracing_subscriber::EnvFilter;
-
-use crate::{PayloadSource, SenderConfig, SenderHandle, cli::exit_with_config_error};
 
 /// How long after shutdown starts a daemon may take in total; the contract allows 2 s.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(1600);
@@ -22,38 +21,37 @@ const DRAIN: Duration = Duration::from_millis(500);
 /// The payload type a source produces.
 type PayloadOf<S> = <<S as PayloadSource>::Body as HeartbeatBody>::Payload;
 
-/// Starts logging to stderr, filtered by `RUST_LOG` or else at info for `crate_name` and the sender.
-pub fn init_tracing(crate_name: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{crate_name}=info,heartbeat_sender=info")));
-    tracing_subscriber::fmt()
-        // A closed stderr must not panic the logger (and with it the task that handles signals).
-        .log_internal_errors(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// Why a daemon could not start serving; `main` reports it and exits with a usage error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound.
+    #[error("failed to bind {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why the bind failed.
+        source: io::Error,
+    },
+    /// The shutdown signal handlers could not be installed.
+    #[error("failed to install signal handlers: {0}")]
+    Signals(io::Error),
+    /// The bound address could not be read back.
+    #[error("failed to read the bound address: {0}")]
+    LocalAddr(io::Error),
 }
 
-/// Binds `addr`, installs the SIGINT/SIGTERM handlers and logs `listening on http://IP:PORT`.
-///
-/// Exits the process with a one-line message when any of that fails: a daemon that cannot
-/// bind or catch signals has nothing useful to do.
-pub async fn bind_or_exit(addr: SocketAddr) -> (TcpListener, CancellationToken) {
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(e) => exit_with_config_error(&format!("failed to bind {addr}: {e}")),
-    };
+/// Binds `addr`, installs the shutdown signal handlers (see [`process_kit::shutdown_signal`])
+/// and logs `listening on http://IP:PORT`. The returned token is cancelled when a shutdown
+/// signal arrives.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, CancellationToken), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
     let shutdown = CancellationToken::new();
-    match crate::shutdown_signal(shutdown.clone()) {
-        Ok(signals) => drop(tokio::spawn(signals)),
-        Err(e) => exit_with_config_error(&format!("failed to install signal handlers: {e}")),
-    }
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!("listening on http://{addr}"),
-        Err(e) => exit_with_config_error(&format!("failed to read the bound address: {e}")),
-    }
-    (listener, shutdown)
+    process_kit::cancel_on_shutdown_signal(shutdown.clone()).map_err(StartError::Signals)?;
+    let bound = listener.local_addr().map_err(StartError::LocalAddr)?;
+    tracing::info!("{}", Listening(bound));
+    Ok((listener, shutdown))
 }
 
 /// Returns the daemon's own API: `GET /health` and `GET /v1/info` (the payload last sent).
@@ -79,7 +77,7 @@ where
 {
     let sender = SenderHandle::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(crate::run(
+    tracker.spawn(heartbeat_sender::run(
         config,
         client,
         source,

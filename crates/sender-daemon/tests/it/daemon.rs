@@ -6,7 +6,8 @@ use axum::{
     body::{Body, to_bytes},
     http::{Request, StatusCode},
 };
-use heartbeat_sender::{SenderHandle, daemon};
+use heartbeat_sender::SenderHandle;
+use sender_daemon::daemon;
 use serde_json::json;
 use test_support::{FakeQueen, wait_for};
 use tower::ServiceExt as _;

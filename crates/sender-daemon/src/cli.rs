@@ -2,11 +2,10 @@
 
 use std::{fmt, time::Duration};
 
-use clap::{Args, Parser, error::ErrorKind};
+use clap::Args;
+use heartbeat_sender::SenderConfig;
 use reqwest::Url;
-use shared_contract::{MAX_ID_LEN, check_id};
-
-use crate::SenderConfig;
+use shared_contract::check_id;
 
 /// The flags every sender has (SPEC section 6), flattened into each daemon's `Config`.
 #[derive(Clone, Args)]
@@ -45,35 +44,6 @@ impl SenderArgs {
     }
 }
 
-/// Parses the command line and environment, or exits: `--help`/`--version` print and exit 0,
-/// anything else prints one line to stderr and exits 2, before any port is bound.
-pub fn parse_or_exit<C: Parser>() -> C {
-    match C::try_parse() {
-        Ok(config) => config,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            e.exit()
-        }
-        Err(e) => exit_with_config_error(&e.to_string()),
-    }
-}
-
-/// Prints the first line of `message` to stderr and exits with code 2 (usage error).
-pub fn exit_with_config_error(message: &str) -> ! {
-    let line = message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid configuration");
-    #[allow(
-        clippy::print_stderr,
-        reason = "the one-line message for bad configuration"
-    )]
-    {
-        eprintln!("{line}");
-    }
-    std::process::exit(2)
-}
-
 /// Parses a human-readable, non-zero duration such as `5s` or `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 5s, 250ms)"))?;
@@ -109,28 +79,6 @@ pub fn parse_id(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// Returns this machine's host name turned into a valid id: characters outside
-/// `[A-Za-z0-9._:-]` become `-`, and an empty result becomes `localhost`.
-pub fn host_id(host_name: &str) -> String {
-    let id: String = host_name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(MAX_ID_LEN)
-        .collect();
-    if id.is_empty() {
-        "localhost".to_owned()
-    } else {
-        id
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,15 +100,6 @@ mod tests {
         assert!(parse_queen_url("127.0.0.1:8500").is_err());
         assert!(parse_queen_url("not a url").is_err());
         assert!(parse_queen_url("http://q/?token=x").is_err());
-    }
-
-    #[test]
-    fn host_names_become_valid_ids() {
-        assert_eq!(host_id("studio.lan"), "studio.lan");
-        assert_eq!(host_id("my host/1"), "my-host-1");
-        assert_eq!(host_id("  "), "localhost");
-        assert_eq!(host_id(&"x".repeat(300)).len(), MAX_ID_LEN);
-        assert!(shared_contract::is_valid_id(&host_id("ümlaut")));
     }
 
     #[test]
