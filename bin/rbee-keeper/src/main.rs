@@ -4,21 +4,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rbee_keeper::Cli;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Diagnostics go to stderr so that stdout carries only what the user asked for.
-    // A closed stderr must not panic the logger (and with it the task that handles signals).
-    tracing_subscriber::fmt()
-        .log_internal_errors(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(format!("{}=warn", env!("CARGO_CRATE_NAME")))),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Diagnostics go to stderr so that stdout carries only what the user asked for; the keeper
+    // itself logs only warnings unless RUST_LOG says otherwise.
+    if let Err(err) = process_kit::init_tracing(&[]) {
+        return process_kit::usage_error(&format!("rbee-keeper: error: {err}"));
+    }
     match rbee_keeper::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
