@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, net::TcpListener, process::Output, time::Durati
 
 use nix::{sys::signal::kill, unistd::Pid};
 use serde_json::Value;
-use test_support::{Daemon, JsonClient, Signal, binary_path};
+use test_support::{Daemon, JsonClient, Signal, SseRecorder, binary_path, wait_until};
 
 /// Generous: four processes start on a busy two-core machine.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -100,6 +100,56 @@ async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_keeper_takes_its_fleet_down_gracefully() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut keeper = Daemon::builder("rbee-keeper")
+        .args(["up", "--workers", "2", "--port", &port_text])
+        .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
+        .spawn();
+    let _guard = NoOrphans(keeper.pid().as_raw());
+    keeper.wait_for_line("Press Ctrl-C", STARTUP).await;
+    let children = children_of(keeper.pid().as_raw());
+    assert_eq!(children.len(), 4, "{}", keeper.output());
+    // SIGKILL gives the keeper no chance to stop anything; the children are on their own.
+    let _orphans = KillOnDrop(children.clone());
+    let stream = SseRecorder::connect(
+        &format!("http://127.0.0.1:{port}/v1/heartbeats/stream"),
+        None,
+    )
+    .await;
+    stream
+        .wait_for("the first snapshot", STARTUP, |e| e.event != "transition")
+        .await;
+
+    keeper.signal(Signal::SIGKILL);
+    keeper.wait_exit(Duration::from_secs(10)).await;
+    wait_until("every child of the killed keeper to exit", STARTUP, || {
+        let running: Vec<i32> = children
+            .iter()
+            .copied()
+            .filter(|&p| is_running(p))
+            .collect();
+        async move { running.is_empty().then_some(()) }
+    })
+    .await;
+
+    // They stopped gracefully: each sender's final heartbeat reached the queen, which stayed up
+    // for them, and every one of them left.
+    let left: BTreeSet<String> = stream
+        .events()
+        .iter()
+        .filter(|e| e.event == "transition" && e.json()["to"] == "left")
+        .filter_map(|e| e.json()["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        left.contains("worker-1") && left.contains("worker-2") && left.len() == 3,
+        "hive and both workers left: {left:?}\n{}",
+        keeper.output()
+    );
+}
+
 #[tokio::test]
 async fn status_explains_an_unreachable_queen() {
     let dead = format!("http://127.0.0.1:{}", free_port());
@@ -163,6 +213,19 @@ impl Drop for NoOrphans {
     fn drop(&mut self) {
         for pid in children_of(self.0) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// SIGKILLs the given processes when the test ends, in case they outlived their keeper.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if is_running(pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
 }

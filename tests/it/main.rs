@@ -12,4 +12,5 @@ mod dashboard;
 mod fleet;
 mod keeper;
 mod liveness;
+mod open_files;
 mod outage;
