@@ -9,7 +9,7 @@
 mod registry;
 mod slot;
 
-pub use registry::{Change, Registry, Sink, View};
+pub use registry::{Change, Locked, Registry, Sink, View};
 
 use std::{str::FromStr, time::Duration};
 

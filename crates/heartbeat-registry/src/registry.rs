@@ -244,29 +244,16 @@ impl<T: Heartbeat> Registry<T> {
 
     /// Returns every entry and the online ids, both sorted, taken under one lock so they agree.
     pub fn view(&self, now: Instant) -> View<T> {
-        self.view_then(now, || ()).0
+        self.locked().view(now)
     }
 
-    /// Returns [`Registry::view`] and what `then` returns, with `then` called before the lock is
-    /// released: what it reads from the sink's side (a revision, say) matches the view exactly.
-    pub fn view_then<R>(&self, now: Instant, then: impl FnOnce() -> R) -> (View<T>, R) {
-        let entries = self.shared.entries.lock();
-        let mut view = View {
-            entries: Vec::with_capacity(entries.len()),
-            online_ids: Vec::new(),
-            available: 0,
-        };
-        for slot in entries.values() {
-            if slot.state == State::Online {
-                view.online_ids.push(slot.id.clone());
-            }
-            let entry = slot.entry(now);
-            view.available += usize::from(entry.available);
-            view.entries.push(entry);
+    /// Holds the registry still until the returned guard is dropped, so that what the caller
+    /// reads from the sink's side meanwhile (a revision, say) matches [`Locked::view`] exactly.
+    /// Hold it briefly: every heartbeat of this kind waits for it.
+    pub fn locked(&self) -> Locked<'_, T> {
+        Locked {
+            entries: self.shared.entries.lock(),
         }
-        let then = then();
-        drop(entries);
-        (view, then)
     }
 
     /// Returns the online ids, sorted, and how many entries are available: the summary's part.
@@ -315,6 +302,39 @@ impl<T: Heartbeat> Registry<T> {
     /// Returns whether the registry holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A registry held still; see [`Registry::locked`].
+pub struct Locked<'a, T> {
+    entries: parking_lot::MutexGuard<'a, BTreeMap<Id, Slot<T>>>,
+}
+
+impl<T> fmt::Debug for Locked<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Locked")
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+impl<T: Heartbeat> Locked<'_, T> {
+    /// Returns every entry and the online ids, both sorted.
+    pub fn view(&self, now: Instant) -> View<T> {
+        let mut view = View {
+            entries: Vec::with_capacity(self.entries.len()),
+            online_ids: Vec::new(),
+            available: 0,
+        };
+        for slot in self.entries.values() {
+            if slot.state == State::Online {
+                view.online_ids.push(slot.id.clone());
+            }
+            let entry = slot.entry(now);
+            view.available += usize::from(entry.available);
+            view.entries.push(entry);
+        }
+        view
     }
 }
 
