@@ -305,3 +305,6 @@ impl Fleet {
         self.expiry_wake.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
