@@ -151,7 +151,7 @@ async fn stalled_watchers_get_a_sync_and_readers_stay_on_time() {
     for _ in 0..STALLED {
         stalled.push(stalled_watcher(addr).await);
     }
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().build().unwrap();
     let readers: Vec<_> = (0..READERS)
         .map(|_| {
             let seen = Arc::new(Mutex::new(HashMap::new()));
