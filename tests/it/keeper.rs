@@ -234,11 +234,7 @@ impl Drop for KillOnDrop {
 async fn keeper_cli(args: &[&str]) -> Output {
     let mut cmd = tokio::process::Command::new(binary_path("rbee-keeper"));
     cmd.args(args).env("NO_COLOR", "1").kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("RBEE_") {
-            cmd.env_remove(key);
-        }
-    }
+    process_kit::scrub_rbee_env(cmd.as_std_mut());
     tokio::time::timeout(STARTUP, cmd.output())
         .await
         .expect("rbee-keeper finished in time")
