@@ -13,11 +13,7 @@ const STARTUP: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans() {
     let port = free_port();
-    let port_text = port.to_string();
-    let mut keeper = Daemon::builder("rbee-keeper")
-        .args(["up", "--workers", "2", "--port", &port_text])
-        .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
-        .spawn();
+    let mut keeper = up(port);
     let _guard = NoOrphans(keeper.pid().as_raw());
     let url = format!("http://127.0.0.1:{port}/");
     keeper
@@ -103,11 +99,7 @@ async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_keeper_takes_its_fleet_down_gracefully() {
     let port = free_port();
-    let port_text = port.to_string();
-    let mut keeper = Daemon::builder("rbee-keeper")
-        .args(["up", "--workers", "2", "--port", &port_text])
-        .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
-        .spawn();
+    let mut keeper = up(port);
     let _guard = NoOrphans(keeper.pid().as_raw());
     keeper.wait_for_line("Press Ctrl-C", STARTUP).await;
     let children = children_of(keeper.pid().as_raw());
@@ -203,6 +195,14 @@ async fn up_names_missing_programs() {
     let err = stderr(&out);
     assert!(err.contains("cannot find queen-rbee"), "{err}");
     assert!(err.contains("cargo build --workspace --bins"), "{err}");
+}
+
+/// Starts `rbee-keeper up` with two workers and short intervals on `port`.
+fn up(port: u16) -> Daemon {
+    Daemon::builder("rbee-keeper")
+        .args(["up", "--workers", "2", "--port", &port.to_string()])
+        .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
+        .spawn()
 }
 
 /// Kills the keeper's children when a failed test unwinds before the keeper stopped them:

@@ -24,11 +24,9 @@ async fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    if let Err(error) = process_kit::init_tracing(&[env!("CARGO_CRATE_NAME")]) {
-        return process_kit::usage_error(&error.to_string());
+    if let Err(code) = process_kit::init_process(&[env!("CARGO_CRATE_NAME")]) {
+        return code;
     }
-    // A failure is logged; the queen serves on with the limit it has.
-    let _ = process_kit::raise_open_files_limit();
 
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,11 +7,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = rbee_bench::config::Cli::parse();
-    if let Err(e) = process_kit::init_tracing(&[env!("CARGO_CRATE_NAME")]) {
-        return process_kit::usage_error(&e.to_string());
+    // Fleet scenarios open thousands of connections, hence the raised open-files limit.
+    if let Err(code) = process_kit::init_process(&[env!("CARGO_CRATE_NAME")]) {
+        return code;
     }
-    // Fleet scenarios open thousands of connections; a failure is logged and the bench runs on.
-    let _ = process_kit::raise_open_files_limit();
     match rbee_bench::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -11,15 +11,14 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    if let Err(e) = process_kit::init_tracing(&[
+    let logged = [
         env!("CARGO_CRATE_NAME"),
         "sender_daemon",
         "heartbeat_sender",
-    ]) {
-        return process_kit::usage_error(&e.to_string());
+    ];
+    if let Err(code) = process_kit::init_process(&logged) {
+        return code;
     }
-    // A failure is logged; the hive runs on with the limit it has.
-    let _ = process_kit::raise_open_files_limit();
     let (listener, shutdown) = match daemon::bind(config.bind).await {
         Ok(bound) => bound,
         Err(e) => return process_kit::usage_error(&e.to_string()),

@@ -2,7 +2,7 @@
 //! how it logs, how many files it may open, how it announces its address, how it finds and starts
 //! its sibling programs, and how it reports a bad command line.
 //!
-//! Only a program's `main` calls [`init_tracing`] and [`raise_open_files_limit`]; libraries
+//! Only a program's `main` calls [`init_process`] (or [`init_tracing`] alone); libraries
 //! return errors and let `main` choose the exit code.
 
 #![warn(missing_docs)]
@@ -23,4 +23,4 @@ pub use logging::{LoggingError, init_tracing};
 pub use signal::{
     EXIT_ON_STDIN_EOF_ENV, ShutdownReason, cancel_on_shutdown_signal, shutdown_signal,
 };
-pub use usage::{parse_args, usage_error};
+pub use usage::{init_process, parse_args, usage_error};

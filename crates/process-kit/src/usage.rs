@@ -23,6 +23,15 @@ pub fn parse_args<C: Parser>() -> Result<C, ExitCode> {
     }
 }
 
+/// Starts a program: logging (see [`crate::init_tracing`]) and the open-files limit (see
+/// [`crate::raise_open_files_limit`]; a failure there is logged and the program runs on with the
+/// limit it has). Call it once, from `main`; on `Err` return the exit code.
+pub fn init_process(info_targets: &[&str]) -> Result<(), ExitCode> {
+    crate::init_tracing(info_targets).map_err(|e| usage_error(&e.to_string()))?;
+    let _ = crate::raise_open_files_limit();
+    Ok(())
+}
+
 /// Prints the first non-empty line of `message` to stderr and returns exit code 2.
 pub fn usage_error(message: &str) -> ExitCode {
     let line = first_line(message);
