@@ -16,13 +16,11 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-const KINDS: [Kind; 2] = [Kind::Worker, Kind::Hive];
-
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
-    received: [AtomicU64; 2],
-    rejected: [[AtomicU64; ErrorCode::ALL.len()]; 2],
-    transitions: [[AtomicU64; Target::ALL.len()]; 2],
+    received: [AtomicU64; Kind::ALL.len()],
+    rejected: [[AtomicU64; ErrorCode::ALL.len()]; Kind::ALL.len()],
+    transitions: [[AtomicU64; Target::ALL.len()]; Kind::ALL.len()],
     sse_subscribers: AtomicI64,
     snapshots_published: AtomicU64,
     /// How long the last published snapshot took to build and serialize.
@@ -88,7 +86,7 @@ impl Metrics {
             "counter",
             "Heartbeats accepted, by kind.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             let n = self.received[kind_index(kind)].load(Relaxed);
             let _ = writeln!(out, "rbee_heartbeats_received_total{{kind=\"{kind}\"}} {n}");
         }
@@ -98,7 +96,7 @@ impl Metrics {
             "counter",
             "Heartbeats refused, by kind and reason.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             for code in ErrorCode::ALL {
                 let n = self.rejected[kind_index(kind)][code_index(code)].load(Relaxed);
                 if n > 0 {
@@ -116,7 +114,7 @@ impl Metrics {
             "gauge",
             "Registry entries, by kind and state.",
         );
-        for (kind, counts) in [(Kind::Worker, workers), (Kind::Hive, hives)] {
+        for (kind, counts) in Kind::ALL.into_iter().zip([workers, hives]) {
             for state in State::ALL {
                 let n = counts.in_state(state);
                 let _ = writeln!(out, "rbee_entries{{kind=\"{kind}\",state=\"{state}\"}} {n}");
@@ -128,7 +126,7 @@ impl Metrics {
             "gauge",
             "Online entries able to take new work, by kind.",
         );
-        for (kind, counts) in [(Kind::Worker, workers), (Kind::Hive, hives)] {
+        for (kind, counts) in Kind::ALL.into_iter().zip([workers, hives]) {
             let _ = writeln!(
                 out,
                 "rbee_entries_available{{kind=\"{kind}\"}} {}",
@@ -141,7 +139,7 @@ impl Metrics {
             "counter",
             "State transitions, by kind and target state.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             for to in Target::ALL {
                 let n = self.transitions[kind_index(kind)][target_index(to)].load(Relaxed);
                 let _ = writeln!(
@@ -214,10 +212,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn kind_index(kind: Kind) -> usize {
-    match kind {
-        Kind::Worker => 0,
-        Kind::Hive => 1,
-    }
+    Kind::ALL.iter().position(|&k| k == kind).unwrap_or(0)
 }
 
 fn code_index(code: ErrorCode) -> usize {

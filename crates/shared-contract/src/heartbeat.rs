@@ -18,6 +18,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order listings, metrics and the gate iterate them.
+    pub const ALL: [Kind; 2] = [Kind::Worker, Kind::Hive];
+
     /// Returns the lowercase name, which is also the payload's field name in bodies and entries.
     pub fn as_str(self) -> &'static str {
         match self {

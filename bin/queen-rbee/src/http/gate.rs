@@ -216,12 +216,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// Returns the kind whose ingest route is `path` (`/v1/{kind}-heartbeat`).
 fn heartbeat_kind(path: &str) -> Option<Kind> {
-    match path {
-        "/v1/worker-heartbeat" => Some(Kind::Worker),
-        "/v1/hive-heartbeat" => Some(Kind::Hive),
-        _ => None,
-    }
+    let name = path.strip_prefix("/v1/")?.strip_suffix("-heartbeat")?;
+    Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
 }
 
 /// Returns whether `origin` is `http://localhost`, `http://127.0.0.1` or `http://[::1]`,
