@@ -68,19 +68,6 @@ pub(crate) enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub(crate) const ALL: [ErrorCode; 10] = [
-        ErrorCode::InvalidJson,
-        ErrorCode::InvalidQuery,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::ValidationFailed,
-        ErrorCode::Unauthorized,
-        ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::RegistryFull,
-        ErrorCode::Internal,
-    ];
-
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidJson => "invalid_json",
