@@ -23,7 +23,7 @@ use prometheus_client::{
 };
 use shared_contract::{Kind, State, Target};
 
-use crate::error::ErrorCode;
+use crate::{error::ErrorCode, sse::StreamKind};
 
 /// Upper bounds of the request latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -43,9 +43,9 @@ pub(crate) struct Metrics {
     entries: Family<Labels<2>, Gauge>,
     available: Family<Labels<1>, Gauge>,
     sse_subscribers: Gauge,
-    snapshots_published: Counter,
-    /// How long the last published snapshot took to build and serialize, in seconds.
-    snapshot_build: Gauge<f64, AtomicU64>,
+    watch_subscribers: Gauge,
+    /// The newest revision published to watchers.
+    revision: Gauge,
     latency: LatencyHistogram,
 }
 
@@ -63,8 +63,8 @@ impl Default for Metrics {
         let entries = Family::default();
         let available = Family::default();
         let sse_subscribers = Gauge::default();
-        let snapshots_published = Counter::default();
-        let snapshot_build = Gauge::<f64, AtomicU64>::default();
+        let watch_subscribers = Gauge::default();
+        let revision = Gauge::default();
         let latency = LatencyHistogram::default();
         // Every kind and target is shown from the start, at 0; rejections only once they happen.
         for kind in Kind::ALL {
@@ -101,18 +101,18 @@ impl Default for Metrics {
         );
         registry.register(
             "rbee_sse_subscribers",
-            "Open event-stream connections",
+            "Open /v1/heartbeats/stream connections",
             sse_subscribers.clone(),
         );
         registry.register(
-            "rbee_snapshots_published",
-            "Snapshots serialized and published to the stream",
-            snapshots_published.clone(),
+            "rbee_watch_subscribers",
+            "Open /v1/watch connections",
+            watch_subscribers.clone(),
         );
         registry.register(
-            "rbee_snapshot_build_seconds",
-            "How long the last published snapshot took to build and serialize",
-            snapshot_build.clone(),
+            "rbee_revision",
+            "The newest revision of the change log published to watchers",
+            revision.clone(),
         );
         registry.register(
             "rbee_http_request_duration_seconds",
@@ -128,8 +128,8 @@ impl Default for Metrics {
             entries,
             available,
             sse_subscribers,
-            snapshots_published,
-            snapshot_build,
+            watch_subscribers,
+            revision,
             latency,
         }
     }
@@ -152,32 +152,34 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn snapshot_published(&self, build: Duration) {
-        self.snapshots_published.inc();
-        self.snapshot_build.set(build.as_secs_f64());
+    pub(crate) fn subscriber_added(&self, stream: StreamKind) {
+        self.subscribers(stream).inc();
     }
 
-    /// How long the last published snapshot took to build and serialize.
-    pub(crate) fn snapshot_build(&self) -> Duration {
-        Duration::try_from_secs_f64(self.snapshot_build.get()).unwrap_or_default()
+    pub(crate) fn subscriber_removed(&self, stream: StreamKind) {
+        self.subscribers(stream).dec();
     }
 
-    pub(crate) fn subscriber_added(&self) {
-        self.sse_subscribers.inc();
+    fn subscribers(&self, stream: StreamKind) -> &Gauge {
+        match stream {
+            StreamKind::Summary => &self.sse_subscribers,
+            StreamKind::Watch => &self.watch_subscribers,
+        }
     }
 
-    pub(crate) fn subscriber_removed(&self) {
-        self.sse_subscribers.dec();
+    pub(crate) fn revision(&self, revision: u64) {
+        self.revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn request_finished(&self, elapsed: Duration) {
         self.latency.observe(elapsed);
     }
 
-    /// Renders the Prometheus text format (version 0.0.4); `workers` and `hives` are the
-    /// registries' current entry counts.
-    pub(crate) fn render(&self, workers: Counts, hives: Counts) -> String {
-        for (kind, counts) in Kind::ALL.into_iter().zip([workers, hives]) {
+    /// Renders the Prometheus text format (version 0.0.4); `counts` are the registries' current
+    /// entry counts.
+    pub(crate) fn render(&self, counts: &[(Kind, Counts)]) -> String {
+        for &(kind, counts) in counts {
             for state in State::ALL {
                 self.entries
                     .get_or_create(&[("kind", kind.as_str()), ("state", state.as_str())])

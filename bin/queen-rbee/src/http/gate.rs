@@ -105,7 +105,7 @@ where
         let origin = request
             .headers()
             .get(header::ORIGIN)
-            .and_then(|origin| self.state.inner.cors.allow(origin));
+            .and_then(|origin| self.state.cors().allow(origin));
         let mut future = GateFuture {
             inner: None,
             ready: None,
@@ -164,7 +164,7 @@ where
             headers.append(header::VARY, HeaderValue::from_static("origin"));
         }
         let latency = this.started.elapsed();
-        this.state.inner.metrics.request_finished(latency);
+        this.state.metrics().request_finished(latency);
         tracing::debug!(status = response.status().as_u16(), ?latency, "response");
         Poll::Ready(Ok(response))
     }
@@ -205,8 +205,7 @@ impl ValidateRequest<Body> for TokenCheck {
         }
         if let Some(kind) = heartbeat_kind(request.uri().path()) {
             self.state
-                .inner
-                .metrics
+                .metrics()
                 .heartbeat_rejected(kind, ErrorCode::Unauthorized);
         }
         Err(ApiError::Unauthorized.into_response())
@@ -217,7 +216,7 @@ impl ValidateRequest<Body> for TokenCheck {
 const QUERY_TOKEN_ROUTES: [&str; 2] = ["/v1/heartbeats/stream", "/v1/watch"];
 
 fn authorized(state: &AppState, headers: &HeaderMap, uri: &Uri) -> bool {
-    let Some(token) = &state.inner.token else {
+    let Some(token) = state.token() else {
         return true;
     };
     if matches!(uri.path(), "/" | "/health") {

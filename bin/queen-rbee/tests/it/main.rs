@@ -11,3 +11,5 @@ mod routes;
 mod stream;
 mod support;
 mod tokens;
+mod watch;
+mod watch_load;
