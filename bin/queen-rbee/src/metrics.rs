@@ -1,12 +1,26 @@
-//! Prometheus metrics kept in plain atomics: recording is a few relaxed adds on the hot path.
+//! Prometheus metrics through `prometheus-client`, which registers, names and renders them.
+//!
+//! The hot path touches only counters cached at start-up (one relaxed add, no label lookup) and
+//! [`LatencyHistogram`], a lock-free histogram rendered by the crate's own encoder: the crate's
+//! `Histogram` takes a mutex on every observation, which cost ingest 14 % of its CPU per request
+//! (BENCHMARKS.md, "Ingest against the HTTP stack", run B against C).
 
 use std::{
-    fmt::Write as _,
-    sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
     time::Duration,
 };
 
 use heartbeat_registry::Counts;
+use prometheus_client::{
+    encoding::{EncodeMetric, MetricEncoder, NoLabelSet, prometheus_text},
+    metrics::{MetricType, counter::Counter, exemplar::Exemplar, family::Family, gauge::Gauge},
+    registry::Registry,
+};
 use shared_contract::{Kind, State, Target};
 
 use crate::{error::ErrorCode, sse::StreamKind};
@@ -16,42 +30,137 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
-#[derive(Debug, Default)]
+/// A label set of static names and values, e.g. `[("kind", "worker"), ("to", "online")]`.
+type Labels<const N: usize> = [(&'static str, &'static str); N];
+
 pub(crate) struct Metrics {
-    received: [AtomicU64; 2],
-    rejected: [[AtomicU64; ErrorCode::ALL.len()]; 2],
-    transitions: [[AtomicU64; Target::ALL.len()]; 2],
-    sse_subscribers: AtomicI64,
-    watch_subscribers: AtomicI64,
+    registry: Registry,
+    /// One counter per [`Kind::ALL`] entry, taken from the family once so that the hot path
+    /// does not hash a label set.
+    received: [Counter; Kind::ALL.len()],
+    rejected: Family<Labels<2>, Counter>,
+    transitions: Family<Labels<2>, Counter>,
+    entries: Family<Labels<2>, Gauge>,
+    available: Family<Labels<1>, Gauge>,
+    sse_subscribers: Gauge,
+    watch_subscribers: Gauge,
     /// The newest revision published to watchers.
-    revision: AtomicU64,
-    latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
-    latency_sum_nanos: AtomicU64,
+    revision: Gauge,
+    latency: LatencyHistogram,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let received = Family::<Labels<1>, Counter>::default();
+        let rejected = Family::default();
+        let transitions = Family::<Labels<2>, Counter>::default();
+        let entries = Family::default();
+        let available = Family::default();
+        let sse_subscribers = Gauge::default();
+        let watch_subscribers = Gauge::default();
+        let revision = Gauge::default();
+        let latency = LatencyHistogram::default();
+        // Every kind and target is shown from the start, at 0; rejections only once they happen.
+        for kind in Kind::ALL {
+            for to in Target::ALL {
+                let _ = transitions.get_or_create(&[("kind", kind.as_str()), ("to", to.as_str())]);
+            }
+        }
+        let mut registry = Registry::default();
+        // prometheus-client appends `_total` to counter names and a full stop to help texts.
+        registry.register(
+            "rbee_heartbeats_received",
+            "Heartbeats accepted, by kind",
+            received.clone(),
+        );
+        registry.register(
+            "rbee_heartbeats_rejected",
+            "Heartbeats refused, by kind and reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "rbee_entries",
+            "Registry entries, by kind and state",
+            entries.clone(),
+        );
+        registry.register(
+            "rbee_entries_available",
+            "Online entries able to take new work, by kind",
+            available.clone(),
+        );
+        registry.register(
+            "rbee_transitions",
+            "State transitions, by kind and target state",
+            transitions.clone(),
+        );
+        registry.register(
+            "rbee_sse_subscribers",
+            "Open /v1/heartbeats/stream connections",
+            sse_subscribers.clone(),
+        );
+        registry.register(
+            "rbee_watch_subscribers",
+            "Open /v1/watch connections",
+            watch_subscribers.clone(),
+        );
+        registry.register(
+            "rbee_revision",
+            "The newest revision of the change log published to watchers",
+            revision.clone(),
+        );
+        registry.register(
+            "rbee_http_request_duration_seconds",
+            "Time to produce a response (stream bodies excluded)",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            received: Kind::ALL
+                .map(|kind| received.get_or_create(&[("kind", kind.as_str())]).clone()),
+            rejected,
+            transitions,
+            entries,
+            available,
+            sse_subscribers,
+            watch_subscribers,
+            revision,
+            latency,
+        }
+    }
 }
 
 impl Metrics {
     pub(crate) fn heartbeat_received(&self, kind: Kind) {
-        self.received[kind_index(kind)].fetch_add(1, Relaxed);
+        self.received[kind_index(kind)].inc();
     }
 
     pub(crate) fn heartbeat_rejected(&self, kind: Kind, code: ErrorCode) {
-        self.rejected[kind_index(kind)][code_index(code)].fetch_add(1, Relaxed);
+        self.rejected
+            .get_or_create(&[("kind", kind.as_str()), ("reason", code.as_str())])
+            .inc();
     }
 
     pub(crate) fn transition(&self, kind: Kind, to: Target) {
-        self.transitions[kind_index(kind)][target_index(to)].fetch_add(1, Relaxed);
+        self.transitions
+            .get_or_create(&[("kind", kind.as_str()), ("to", to.as_str())])
+            .inc();
     }
 
     pub(crate) fn subscriber_added(&self, stream: StreamKind) {
-        self.subscribers(stream).fetch_add(1, Relaxed);
+        self.subscribers(stream).inc();
     }
 
     pub(crate) fn subscriber_removed(&self, stream: StreamKind) {
-        self.subscribers(stream).fetch_sub(1, Relaxed);
+        self.subscribers(stream).dec();
     }
 
-    fn subscribers(&self, stream: StreamKind) -> &AtomicI64 {
+    fn subscribers(&self, stream: StreamKind) -> &Gauge {
         match stream {
             StreamKind::Summary => &self.sse_subscribers,
             StreamKind::Watch => &self.watch_subscribers,
@@ -59,165 +168,89 @@ impl Metrics {
     }
 
     pub(crate) fn revision(&self, revision: u64) {
-        self.revision.store(revision, Relaxed);
+        self.revision
+            .set(i64::try_from(revision).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn request_finished(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        // Buckets are stored non-cumulatively and summed when rendered.
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|&le| secs <= le) {
-            self.latency_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.latency_count.fetch_add(1, Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_sum_nanos.fetch_add(nanos, Relaxed);
+        self.latency.observe(elapsed);
     }
 
-    /// Renders the Prometheus text format; `counts` are the registries' current entry counts.
+    /// Renders the Prometheus text format (version 0.0.4); `counts` are the registries' current
+    /// entry counts.
     pub(crate) fn render(&self, counts: &[(Kind, Counts)]) -> String {
-        let mut out = String::with_capacity(4096);
-        header(
-            &mut out,
-            "rbee_heartbeats_received_total",
-            "counter",
-            "Heartbeats accepted, by kind.",
-        );
-        for kind in Kind::ALL {
-            let n = self.received[kind_index(kind)].load(Relaxed);
-            let _ = writeln!(out, "rbee_heartbeats_received_total{{kind=\"{kind}\"}} {n}");
-        }
-        header(
-            &mut out,
-            "rbee_heartbeats_rejected_total",
-            "counter",
-            "Heartbeats refused, by kind and reason.",
-        );
-        for kind in Kind::ALL {
-            for code in ErrorCode::ALL {
-                let n = self.rejected[kind_index(kind)][code_index(code)].load(Relaxed);
-                if n > 0 {
-                    let reason = code.as_str();
-                    let _ = writeln!(
-                        out,
-                        "rbee_heartbeats_rejected_total{{kind=\"{kind}\",reason=\"{reason}\"}} {n}"
-                    );
-                }
-            }
-        }
-        header(
-            &mut out,
-            "rbee_entries",
-            "gauge",
-            "Registry entries, by kind and state.",
-        );
         for &(kind, counts) in counts {
             for state in State::ALL {
-                let n = counts.in_state(state);
-                let _ = writeln!(out, "rbee_entries{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+                self.entries
+                    .get_or_create(&[("kind", kind.as_str()), ("state", state.as_str())])
+                    .set(gauge_value(counts.in_state(state)));
             }
+            self.available
+                .get_or_create(&[("kind", kind.as_str())])
+                .set(gauge_value(counts.available));
         }
-        header(
-            &mut out,
-            "rbee_entries_available",
-            "gauge",
-            "Online entries able to take new work, by kind.",
-        );
-        for &(kind, counts) in counts {
-            let _ = writeln!(
-                out,
-                "rbee_entries_available{{kind=\"{kind}\"}} {}",
-                counts.available
-            );
-        }
-        header(
-            &mut out,
-            "rbee_transitions_total",
-            "counter",
-            "State transitions, by kind and target state.",
-        );
-        for kind in Kind::ALL {
-            for to in Target::ALL {
-                let n = self.transitions[kind_index(kind)][target_index(to)].load(Relaxed);
-                let _ = writeln!(
-                    out,
-                    "rbee_transitions_total{{kind=\"{kind}\",to=\"{to}\"}} {n}"
-                );
-            }
-        }
-        header(
-            &mut out,
-            "rbee_sse_subscribers",
-            "gauge",
-            "Open /v1/heartbeats/stream connections.",
-        );
-        let _ = writeln!(
-            out,
-            "rbee_sse_subscribers {}",
-            self.sse_subscribers.load(Relaxed)
-        );
-        header(
-            &mut out,
-            "rbee_watch_subscribers",
-            "gauge",
-            "Open /v1/watch connections.",
-        );
-        let _ = writeln!(
-            out,
-            "rbee_watch_subscribers {}",
-            self.watch_subscribers.load(Relaxed)
-        );
-        header(
-            &mut out,
-            "rbee_revision",
-            "gauge",
-            "The newest revision of the change log published to watchers.",
-        );
-        let _ = writeln!(out, "rbee_revision {}", self.revision.load(Relaxed));
-        header(
-            &mut out,
-            "rbee_http_request_duration_seconds",
-            "histogram",
-            "Time to produce a response (stream bodies excluded).",
-        );
-        let mut cumulative = 0;
-        for (le, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
-            cumulative += bucket.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "rbee_http_request_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "rbee_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        #[allow(
-            clippy::cast_precision_loss,
-            reason = "a latency sum needs no more than f64 precision"
-        )]
-        let sum = self.latency_sum_nanos.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "rbee_http_request_duration_seconds_sum {sum}");
-        let _ = writeln!(out, "rbee_http_request_duration_seconds_count {count}");
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+fn kind_index(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|&k| k == kind).unwrap_or(0)
 }
 
-fn kind_index(kind: Kind) -> usize {
-    match kind {
-        Kind::Worker => 0,
-        Kind::Hive => 1,
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Request latency in [`LATENCY_BUCKETS`]: relaxed atomic adds to record, summed when rendered.
+#[derive(Debug, Clone, Default)]
+struct LatencyHistogram(Arc<LatencyCounts>);
+
+#[derive(Debug, Default)]
+struct LatencyCounts {
+    /// Observations per bucket, not cumulative; the last slot counts those above every bound.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.0.buckets[i].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_nanos.fetch_add(nanos, Relaxed);
     }
 }
 
-fn code_index(code: ErrorCode) -> usize {
-    ErrorCode::ALL.iter().position(|&c| c == code).unwrap_or(0)
-}
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
+        let counts: Vec<u64> = self.0.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let bounded: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .zip(counts.iter().copied())
+            .collect();
+        let count = counts.iter().sum();
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a latency sum needs no more than f64 precision"
+        )]
+        let sum = self.0.sum_nanos.load(Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(
+            sum,
+            count,
+            &bounded,
+            None::<&HashMap<usize, Exemplar<NoLabelSet, f64>>>,
+        )
+    }
 
-fn target_index(to: Target) -> usize {
-    Target::ALL.iter().position(|&t| t == to).unwrap_or(0)
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }

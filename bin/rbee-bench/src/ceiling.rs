@@ -1,6 +1,8 @@
 //! The ceiling server: the least an axum server must do to ingest a heartbeat (decode it, answer 200).
 //!
 //! The queen is compared against it under identical load, so the ratio shows what the queen's own work costs.
+//! It runs as a mode of this executable, so it is built with the workspace's release profile (fat LTO,
+//! one codegen unit), the same as the queen and as `../shared/bench/ingest-ceiling`.
 
 use std::{io::Write, net::SocketAddr};
 

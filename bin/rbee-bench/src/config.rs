@@ -34,7 +34,7 @@ pub enum Command {
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         duration: Duration,
         /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 64)]
         connections: usize,
     },
 }
@@ -72,14 +72,14 @@ pub struct BenchArgs {
     /// The queen binary; defaults to `queen-rbee` next to this executable.
     #[arg(long)]
     pub queen_bin: Option<PathBuf>,
-    /// Ingest: rounds per target (targets alternate ceiling, queen, ceiling, queen, ...).
-    #[arg(long, default_value_t = 4)]
+    /// Ingest: rounds per target (odd rounds run the ceiling first, even rounds the queen first).
+    #[arg(long, default_value_t = 5)]
     pub rounds: u32,
     /// Ingest: measured time per round.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub round_duration: Duration,
-    /// Ingest: concurrent keep-alive connections.
-    #[arg(long, default_value_t = 32)]
+    /// Ingest: concurrent keep-alive connections (64, as the shared yardstick uses).
+    #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// Fleet: measured time.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]

@@ -60,7 +60,7 @@ impl fmt::Display for Status {
 
 /// Health as reported by the sender; `degraded` and `unhealthy` carry a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "status", rename_all = "lowercase")]
+#[serde(tag = "status", rename_all = "lowercase", from = "HealthWire")]
 pub enum Health {
     /// Working normally.
     #[default]
@@ -79,6 +79,26 @@ pub enum Health {
         #[schema(max_length = 1024, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
         reason: String,
     },
+}
+
+/// How [`Health`] is decoded: the same object read as a flat struct, which serde decodes in
+/// one pass instead of buffering every field to find the `status` tag first (ingest's hot path).
+#[derive(Deserialize)]
+struct HealthWire {
+    status: HealthStatus,
+    #[serde(default)]
+    reason: String,
+}
+
+impl From<HealthWire> for Health {
+    fn from(wire: HealthWire) -> Self {
+        let reason = wire.reason;
+        match wire.status {
+            HealthStatus::Healthy => Health::Healthy,
+            HealthStatus::Degraded => Health::Degraded { reason },
+            HealthStatus::Unhealthy => Health::Unhealthy { reason },
+        }
+    }
 }
 
 impl Health {
@@ -209,6 +229,13 @@ mod tests {
             r#"{"status":"healthy"}"#
         );
         assert!(serde_json::from_str::<Health>(r#"{"status":"sick"}"#).is_err());
+        assert!(serde_json::from_str::<Health>(r#"{"reason":"x"}"#).is_err());
+        let h: Health = serde_json::from_str(r#"{"reason":"gone","status":"unhealthy"}"#).unwrap();
+        assert_eq!(h.reason(), Some("gone"));
+        let h: Health = serde_json::from_str(r#"{"status":"degraded"}"#).unwrap();
+        assert_eq!(h.reason(), Some(""));
+        let h: Health = serde_json::from_str(r#"{"status":"healthy","reason":"x"}"#).unwrap();
+        assert_eq!(h, Health::Healthy);
     }
 
     #[test]

@@ -71,6 +71,23 @@ pub fn check_optional_text(
     s: &str,
     max: usize,
 ) -> Result<(), ValidationError> {
+    // Most values are short ASCII: no character can be a control character above U+007F
+    // except U+0080..=U+009F, so one pass over the bytes settles them.
+    if s.is_ascii() {
+        return if s.len() > max {
+            Err(ValidationError::new(
+                field,
+                format!("must be at most {max} characters"),
+            ))
+        } else if s.bytes().any(|b| b.is_ascii_control()) {
+            Err(ValidationError::new(
+                field,
+                "must not contain control characters",
+            ))
+        } else {
+            Ok(())
+        };
+    }
     if s.chars().count() > max {
         Err(ValidationError::new(
             field,
@@ -118,5 +135,9 @@ mod tests {
         assert!(check_text("f", "a\nb", 4).is_err());
         assert!(check_text("f", "abcd", 4).is_ok());
         assert!(check_optional_text("f", "", 4).is_ok());
+        assert!(check_optional_text("f", "a\u{7f}", 4).is_err());
+        assert!(check_optional_text("f", "a\u{85}", 4).is_err());
+        assert!(check_optional_text("f", "äöüß", 4).is_ok());
+        assert!(check_optional_text("f", "äöüßx", 4).is_err());
     }
 }

@@ -1,9 +1,11 @@
-//! The one middleware every request passes: CORS, the token check, latency and a debug log.
+//! The one middleware every request passes: CORS and request latency, hand-written, around
+//! tower-http's `ValidateRequestHeader` for the token check.
 //!
-//! Hand-written instead of stacking tower-http's CORS, trace and auth layers: those clone their
-//! configuration and wrap the response for every request, which measurably slows ingest. Here a
-//! request without an `Origin` header (every sender) costs a header lookup, a token check and
-//! two clock reads.
+//! CORS stays hand-written because tower-http's `CorsLayer` builds a `Vary` header and a header
+//! map for every request, origin or not, which cost ingest about 8 % of its CPU per request
+//! (BENCHMARKS.md, "Ingest against the HTTP stack"); here a request without an `Origin` header
+//! (every sender) costs one header lookup. The token check costs nothing measurable through
+//! tower-http, so it goes through it.
 
 use std::{
     future::Future,
@@ -12,6 +14,7 @@ use std::{
 };
 
 use axum::{
+    body::Body,
     extract::{Query, Request},
     http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
@@ -21,6 +24,7 @@ use shared_contract::Kind;
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use tower::{Layer, Service};
+use tower_http::validate_request::{ValidateRequest, ValidateRequestHeader};
 
 use crate::{
     error::{ApiError, ErrorCode},
@@ -58,17 +62,21 @@ impl CorsPolicy {
     }
 }
 
-/// Wraps every route in a [`Gate`].
+/// Wraps every route in a [`Gate`] around the token check.
 #[derive(Debug, Clone)]
 pub(super) struct GateLayer(pub(super) AppState);
 
 impl<S> Layer<S> for GateLayer {
-    type Service = Gate<S>;
+    type Service = Gate<ValidateRequestHeader<S, TokenCheck>>;
 
-    fn layer(&self, inner: S) -> Gate<S> {
+    fn layer(&self, inner: S) -> Self::Service {
+        let state = self.0.clone();
+        let check = TokenCheck {
+            state: state.clone(),
+        };
         Gate {
-            inner,
-            state: self.0.clone(),
+            inner: ValidateRequestHeader::custom(inner, check),
+            state,
         }
     }
 }
@@ -111,13 +119,6 @@ where
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if preflight && future.origin.is_some() {
             future.ready = Some(preflight_response());
-        } else if !authorized(&self.state, request.headers(), request.uri()) {
-            if let Some(kind) = heartbeat_kind(request.uri().path()) {
-                self.state
-                    .metrics()
-                    .heartbeat_rejected(kind, ErrorCode::Unauthorized);
-            }
-            future.ready = Some(ApiError::Unauthorized.into_response());
         } else {
             future.inner = Some(self.inner.call(request));
         }
@@ -187,7 +188,33 @@ fn preflight_response() -> Response {
         .into_response()
 }
 
-/// Checks the token on every route except `/` and `/health`.
+/// The token rule for [`ValidateRequestHeader`]: a bearer token on every route but `/` and
+/// `/health`; on the stream routes, whose browser clients (EventSource) cannot send headers,
+/// a `?token=` query instead. Compared in constant time.
+#[derive(Debug, Clone)]
+pub(super) struct TokenCheck {
+    state: AppState,
+}
+
+impl ValidateRequest<Body> for TokenCheck {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, request: &mut Request) -> Result<(), Response> {
+        if authorized(&self.state, request.headers(), request.uri()) {
+            return Ok(());
+        }
+        if let Some(kind) = heartbeat_kind(request.uri().path()) {
+            self.state
+                .metrics()
+                .heartbeat_rejected(kind, ErrorCode::Unauthorized);
+        }
+        Err(ApiError::Unauthorized.into_response())
+    }
+}
+
+/// Routes that accept the token as a `?token=` query.
+const QUERY_TOKEN_ROUTES: [&str; 2] = ["/v1/heartbeats/stream", "/v1/watch"];
+
 fn authorized(state: &AppState, headers: &HeaderMap, uri: &Uri) -> bool {
     let Some(token) = state.token() else {
         return true;
@@ -202,11 +229,11 @@ fn authorized(state: &AppState, headers: &HeaderMap, uri: &Uri) -> bool {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(matches),
-        // EventSource cannot send headers, so a `?token=` query is accepted too.
-        None => Query::<TokenQuery>::try_from_uri(uri)
+        None if QUERY_TOKEN_ROUTES.contains(&uri.path()) => Query::<TokenQuery>::try_from_uri(uri)
             .ok()
             .and_then(|q| q.0.token)
             .is_some_and(|t| matches(&t)),
+        None => false,
     }
 }
 
@@ -215,12 +242,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// Returns the kind whose ingest route is `path` (`/v1/{kind}-heartbeat`).
 fn heartbeat_kind(path: &str) -> Option<Kind> {
-    match path {
-        "/v1/worker-heartbeat" => Some(Kind::Worker),
-        "/v1/hive-heartbeat" => Some(Kind::Hive),
-        _ => None,
-    }
+    let name = path.strip_prefix("/v1/")?.strip_suffix("-heartbeat")?;
+    Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
 }
 
 /// Returns whether `origin` is `http://localhost`, `http://127.0.0.1` or `http://[::1]`,

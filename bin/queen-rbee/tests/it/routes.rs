@@ -307,9 +307,16 @@ async fn the_token_guards_every_route_but_health_and_the_page() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A query token opens only the stream routes, whose browser clients cannot send headers.
     assert_eq!(
         app.get(&format!("/v1/workers/w1?token={TOKEN}")).await.0,
-        StatusCode::OK
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get(&format!("/v1/heartbeats/snapshot?token={TOKEN}"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
     );
 }
 

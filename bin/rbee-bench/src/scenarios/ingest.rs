@@ -1,4 +1,9 @@
 //! Ingest: the same closed-loop load against the ceiling server and the queen, in alternating rounds.
+//!
+//! Measured like `../shared/bench/ingest-vs-ceiling.sh`: a fresh server per round, odd rounds run the
+//! ceiling first and even rounds the queen first (so neither always meets the warmer machine), and the
+//! ratio is the median queen rate over the median ceiling rate. Single rounds swing by ±20 % on a
+//! shared machine; medians of alternating rounds do not.
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +16,7 @@ use crate::{
     payload::heartbeat_requests,
     process::Server,
     scenarios::{own_cpu_seconds, spawn_queen},
-    stats::{Summary, ratio},
+    stats::{Summary, median, ratio},
 };
 
 /// Distinct worker ids the load is spread over.
@@ -72,11 +77,11 @@ pub struct Round {
 /// Figures of the ingest scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestFigures {
-    /// Ceiling requests per second over all its rounds.
+    /// Median of the ceiling's per-round requests per second.
     pub ceiling_rps: f64,
-    /// Queen requests per second over all its rounds.
+    /// Median of the queen's per-round requests per second.
     pub queen_rps: f64,
-    /// `queen_rps / ceiling_rps`.
+    /// `queen_rps / ceiling_rps`: the ratio of the medians.
     pub ingest_ratio: f64,
     /// Ceiling latency.
     pub ceiling_latency: Summary,
@@ -108,9 +113,16 @@ pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigure
     let mut totals = [LoadResult::default(), LoadResult::default()];
     let mut cpu = [0.0_f64; 2];
     let mut rounds = Vec::new();
-    for _ in 0..opts.rounds {
-        for target in [Target::Ceiling, Target::Queen] {
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for n in 1..=opts.rounds {
+        let order = if n % 2 == 1 {
+            [Target::Ceiling, Target::Queen]
+        } else {
+            [Target::Queen, Target::Ceiling]
+        };
+        for target in order {
             let (result, round) = run_round(env, opts, target).await?;
+            rates[target as usize].push(round.rps);
             let total = &mut totals[target as usize];
             total.ok += result.ok;
             total.failed += result.failed;
@@ -121,15 +133,16 @@ pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigure
         }
     }
     let [ceiling, queen] = totals;
+    let [ceiling_rps, queen_rps] = rates.map(|r| median(&r));
     let ceiling_us = ratio(cpu[0] * 1e6, ceiling.ok as f64);
     let queen_us = ratio(cpu[1] * 1e6, queen.ok as f64);
     Ok(IngestFigures {
         ceiling_us_per_req: ceiling_us,
         queen_us_per_req: queen_us,
         cpu_ratio: ratio(ceiling_us, queen_us),
-        ceiling_rps: ceiling.rps(),
-        queen_rps: queen.rps(),
-        ingest_ratio: ratio(queen.rps(), ceiling.rps()),
+        ceiling_rps,
+        queen_rps,
+        ingest_ratio: ratio(queen_rps, ceiling_rps),
         ceiling_latency: ceiling.latency.summary(),
         queen_latency: queen.latency.summary(),
         queen_failed: queen.failed,
