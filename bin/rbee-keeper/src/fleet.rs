@@ -49,11 +49,11 @@ pub(crate) enum WatchEvent {
     },
 }
 
-/// An entry of either kind.
+/// An entry of either kind (boxed: a hive entry is several times the size of the rest).
 #[derive(Debug)]
 pub(crate) enum AnyEntry {
-    Worker(Entry<WorkerInfo>),
-    Hive(Entry<HiveInfo>),
+    Worker(Box<Entry<WorkerInfo>>),
+    Hive(Box<Entry<HiveInfo>>),
 }
 
 impl WatchEvent {
@@ -167,7 +167,7 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    fn add<T: Heartbeat>(&mut self, kept: &Kept<T>) {
+    pub(crate) fn add<T: Heartbeat>(&mut self, kept: &Kept<T>) {
         self.known += 1;
         match kept.entry.state {
             State::Online => self.online += 1,
@@ -215,11 +215,23 @@ impl Fleet {
                 match entry {
                     AnyEntry::Worker(entry) => {
                         let id = entry.payload.id.clone();
-                        self.workers.insert(id, Kept { entry, at: now });
+                        self.workers.insert(
+                            id,
+                            Kept {
+                                entry: *entry,
+                                at: now,
+                            },
+                        );
                     }
                     AnyEntry::Hive(entry) => {
                         let id = entry.payload.id.clone();
-                        self.hives.insert(id, Kept { entry, at: now });
+                        self.hives.insert(
+                            id,
+                            Kept {
+                                entry: *entry,
+                                at: now,
+                            },
+                        );
                     }
                 }
                 transition

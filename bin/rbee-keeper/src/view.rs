@@ -11,7 +11,7 @@ use worker_contract::WorkerInfo;
 
 use crate::{
     config::{StateFilter, ViewArgs},
-    fleet::{Fleet, Kept, Problem},
+    fleet::{Counts, Fleet, Kept, Problem},
     format::{self, Ages, Table},
 };
 
@@ -145,12 +145,7 @@ pub(crate) fn render(
 struct HiveRow<'a> {
     id: &'a str,
     hive: Option<&'a Kept<HiveInfo>>,
-    workers: usize,
-    online: usize,
-    offline: usize,
-    left: usize,
-    available: usize,
-    problems: usize,
+    workers: Counts,
 }
 
 impl HiveRow<'_> {
@@ -158,47 +153,38 @@ impl HiveRow<'_> {
     fn rank(&self) -> (u8, Option<Problem>) {
         match self.hive.and_then(Kept::problem) {
             Some(p) => (0, Some(p)),
-            None if self.problems > 0 => (1, None),
+            None if self.workers.problems > 0 => (1, None),
             None => (2, None),
         }
     }
 }
 
-fn rollup<'a>(fleet: &'a Fleet) -> Vec<HiveRow<'a>> {
+fn rollup(fleet: &Fleet) -> Vec<HiveRow<'_>> {
     let mut rows: BTreeMap<&str, HiveRow<'_>> = fleet
         .hives()
-        .map(|h| (h.id(), HiveRow::new(h.id(), Some(h))))
+        .map(|h| {
+            let row = HiveRow {
+                id: h.id(),
+                hive: Some(h),
+                workers: Counts::default(),
+            };
+            (h.id(), row)
+        })
         .collect();
     for w in fleet.workers() {
         let id = w.entry.payload.hive_id.as_str();
-        let row = rows.entry(id).or_insert_with(|| HiveRow::new(id, None));
-        row.workers += 1;
-        match w.entry.state {
-            State::Online => row.online += 1,
-            State::Offline => row.offline += 1,
-            State::Left => row.left += 1,
-        }
-        row.available += usize::from(w.entry.available);
-        row.problems += usize::from(w.problem().is_some());
+        rows.entry(id)
+            .or_insert_with(|| HiveRow {
+                id,
+                hive: None,
+                workers: Counts::default(),
+            })
+            .workers
+            .add(w);
     }
     let mut rows: Vec<_> = rows.into_values().collect();
     rows.sort_by_key(HiveRow::rank);
     rows
-}
-
-impl<'a> HiveRow<'a> {
-    fn new(id: &'a str, hive: Option<&'a Kept<HiveInfo>>) -> Self {
-        HiveRow {
-            id,
-            hive,
-            workers: 0,
-            online: 0,
-            offline: 0,
-            left: 0,
-            available: 0,
-            problems: 0,
-        }
-    }
 }
 
 fn select_hives<'a>(fleet: &'a Fleet, filter: &ViewArgs) -> Vec<HiveRow<'a>> {
@@ -293,17 +279,18 @@ fn rollup_table(rows: &[HiveRow<'_>], ages: Ages, now: Instant) -> String {
                 "-".to_owned(),
             ),
         };
+        let c = &row.workers;
         t.row(vec![
             row.id.to_owned(),
             state,
             health,
             host,
-            row.workers.to_string(),
-            row.online.to_string(),
-            row.offline.to_string(),
-            row.left.to_string(),
-            row.available.to_string(),
-            row.problems.to_string(),
+            c.known.to_string(),
+            c.online.to_string(),
+            c.offline.to_string(),
+            c.left.to_string(),
+            c.available.to_string(),
+            c.problems.to_string(),
             seen,
         ]);
     }
@@ -322,8 +309,7 @@ fn share(
     let transition_rows = match transitions {
         // The list's "(none yet)" line takes one row too.
         Some(n) => n
-            .max(1)
-            .min(MAX_TRANSITION_ROWS)
+            .clamp(1, MAX_TRANSITION_ROWS)
             .min((avail / 5).max(1))
             .min(avail),
         None => 0,
