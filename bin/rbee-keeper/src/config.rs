@@ -99,13 +99,13 @@ pub struct WatchArgs {
 pub struct ViewArgs {
     /// Show every row instead of what fits (the terminal's height for `watch`, 50 rows for
     /// `status`).
-    #[arg(long, env = "RBEE_SHOW_ALL")]
+    #[arg(long, env = "RBEE_ALL")]
     pub all: bool,
     /// Show only hives and workers in this state.
-    #[arg(long, env = "RBEE_SHOW_STATE", value_enum)]
+    #[arg(long, env = "RBEE_STATE", value_enum)]
     pub state: Option<StateFilter>,
     /// Show only this hive and its workers.
-    #[arg(long, env = "RBEE_SHOW_HIVE", value_name = "ID")]
+    #[arg(long, env = "RBEE_HIVE", value_name = "ID")]
     pub hive: Option<String>,
 }
 
