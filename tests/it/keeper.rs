@@ -1,11 +1,18 @@
 //! `rbee-keeper` as a user runs it: `up` starts a fleet and prints the dashboard URL, `status`
 //! and `watch` report it, and Ctrl-C stops every child it started.
 
-use std::{collections::BTreeSet, net::TcpListener, process::Output, time::Duration};
+use std::{
+    collections::BTreeSet,
+    net::TcpListener,
+    process::Output,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use nix::{sys::signal::kill, unistd::Pid};
-use serde_json::Value;
+use serde_json::{Value, json};
 use test_support::{Daemon, JsonClient, Signal, SseRecorder, binary_path, wait_until};
+use tokio::{sync::watch, task::JoinHandle};
 
 /// Generous: four processes start on a busy two-core machine.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -182,6 +189,244 @@ async fn status_explains_a_missing_or_wrong_token() {
         "{}",
         stdout(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_at_hundreds_of_workers_leads_with_counts_and_problems_and_bounds_the_table() {
+    // A long timeout: nothing may go offline while the test looks.
+    let queen = Daemon::spawn(
+        "queen-rbee",
+        ["--bind", "127.0.0.1:0", "--heartbeat-timeout", "10m"],
+    );
+    let api = JsonClient::new(queen.base_url(STARTUP).await);
+    for hive in ["hive-a", "hive-b", "hive-c"] {
+        post(&api, "/v1/hive-heartbeat", &hive_body(hive)).await;
+    }
+    // 300 workers on four hives (hive-d never beats); every 60th is unhealthy.
+    for i in 0..300 {
+        let hive = ["hive-a", "hive-b", "hive-c", "hive-d"][i % 4];
+        let unhealthy = i % 60 == 59;
+        post(
+            &api,
+            "/v1/worker-heartbeat",
+            &worker_body(&format!("load-{i:03}"), hive, unhealthy),
+        )
+        .await;
+    }
+    let base = api.base().to_owned();
+
+    let text = status_ok(&["--queen-url", &base]).await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() < 80, "{} lines:\n{text}", lines.len());
+    assert!(
+        lines[2].starts_with("WORKERS: 300 online, 295 available"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("HIVES: 3 online"), "{text}");
+    // The rollup comes before any worker row, with a row for the hive that never beat.
+    let rollup_at = lines.iter().position(|l| l.starts_with("HIVE ")).unwrap();
+    let workers_at = lines.iter().position(|l| l.starts_with("WORKER ")).unwrap();
+    assert!(rollup_at < workers_at, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("hive-d") && l.contains("unknown")),
+        "{text}"
+    );
+    let rows: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("load-"))
+        .collect();
+    assert_eq!(rows.len(), 50, "{text}");
+    assert!(rows[..5].iter().all(|r| r.contains("unhealthy")), "{text}");
+    assert!(!rows[5].contains("unhealthy"), "{text}");
+    let hint = lines.iter().find(|l| l.contains("more workers")).unwrap();
+    assert!(hint.contains("250 more workers"), "{hint}");
+    for flag in ["--all", "--state", "--hive"] {
+        assert!(hint.contains(flag), "{hint}");
+    }
+
+    let text = status_ok(&["--queen-url", &base, "--all"]).await;
+    assert_eq!(text.lines().filter(|l| l.starts_with("load-")).count(), 300);
+    assert!(!text.contains("more workers"), "{text}");
+
+    let text = status_ok(&["--queen-url", &base, "--state", "problem"]).await;
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("load-")).collect();
+    assert_eq!(rows.len(), 5, "{text}");
+
+    let text = status_ok(&["--queen-url", &base, "--hive", "hive-b"]).await;
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("load-")).collect();
+    assert_eq!(rows.len(), 50, "{text}");
+    assert!(rows.iter().all(|r| r.contains(" hive-b ")), "{text}");
+    assert!(text.contains("MEMORY USED"), "the hive's details:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_into_a_pipe_prints_changes_and_resumes_after_a_cut_without_a_sync() {
+    let queen = Daemon::spawn(
+        "queen-rbee",
+        ["--bind", "127.0.0.1:0", "--heartbeat-timeout", "10m"],
+    );
+    let api = JsonClient::new(queen.base_url(STARTUP).await);
+    for id in ["w-1", "w-2"] {
+        post(
+            &api,
+            "/v1/worker-heartbeat",
+            &worker_body(id, "hive-a", false),
+        )
+        .await;
+    }
+    let proxy = CutProxy::start(api.base()).await;
+    let watch = Daemon::builder("rbee-keeper")
+        .args(["watch", "--queen-url", &proxy.url()])
+        .name("rbee-keeper watch")
+        .spawn();
+    watch
+        .wait_for_line("[connected] | workers 2 online", STARTUP)
+        .await;
+
+    // A change shows as a line of its own, then in the counts.
+    post(
+        &api,
+        "/v1/worker-heartbeat",
+        &worker_body("w-3", "hive-a", false),
+    )
+    .await;
+    watch.wait_for_line("w-3  new -> online", STARTUP).await;
+    watch
+        .wait_for_line("[connected] | workers 3 online", STARTUP)
+        .await;
+    let (status, _) = api.delete("/v1/workers/w-1").await.unwrap();
+    assert!(status.is_success(), "{status}");
+    watch.wait_for_line("w-1  online -> removed", STARTUP).await;
+
+    // Cut the link and hold the reconnect until a change has happened meanwhile.
+    proxy.cut();
+    watch.wait_for_line("[disconnected", STARTUP).await;
+    post(
+        &api,
+        "/v1/worker-heartbeat",
+        &worker_body("w-late", "hive-a", false),
+    )
+    .await;
+    proxy.reopen();
+    // Only a resumed stream carries the missed change as an event; a sync would carry the
+    // worker without its transition.
+    watch.wait_for_line("w-late  new -> online", STARTUP).await;
+    watch
+        .wait_for_line("[connected] | workers 3 online", STARTUP)
+        .await;
+    assert!(proxy.connections() >= 2, "{}", watch.output());
+}
+
+/// A loopback TCP proxy whose connections a test can cut, and whose new connections it can
+/// hold until reopened.
+struct CutProxy {
+    addr: std::net::SocketAddr,
+    open: watch::Sender<bool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CutProxy {
+    async fn start(upstream: &str) -> CutProxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, gate) = watch::channel(true);
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let links = Arc::clone(&links);
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    let upstream = upstream.clone();
+                    let mut gate = gate.clone();
+                    let link = tokio::spawn(async move {
+                        if gate.wait_for(|open| *open).await.is_err() {
+                            return;
+                        }
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            }
+        });
+        CutProxy {
+            addr,
+            open,
+            links,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every open connection and holds new ones.
+    fn cut(&self) {
+        self.open.send_replace(false);
+        for link in self.links.lock().unwrap().iter() {
+            link.abort();
+        }
+    }
+
+    fn reopen(&self) {
+        self.open.send_replace(true);
+    }
+
+    fn connections(&self) -> usize {
+        self.links.lock().unwrap().len()
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn post(api: &JsonClient, path: &str, body: &Value) {
+    let (status, answer) = api.post(path, body).await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {answer}");
+}
+
+fn worker_body(id: &str, hive: &str, unhealthy: bool) -> Value {
+    let health = if unhealthy {
+        json!({"status": "unhealthy", "reason": "backend down"})
+    } else {
+        json!({"status": "healthy"})
+    };
+    json!({
+        "worker": {
+            "id": id, "hive_id": hive, "model_id": "m", "device": "cpu", "port": 9300,
+            "status": "ready", "health": health, "started_at": "2026-01-01T00:00:00Z"
+        },
+        "timestamp": chrono::Utc::now().to_rfc3339()
+    })
+}
+
+fn hive_body(id: &str) -> Value {
+    json!({
+        "hive": {
+            "id": id, "hostname": id, "port": 9200, "status": "ready",
+            "started_at": "2026-01-01T00:00:00Z",
+            "system": {"os": "linux", "cpu_cores": 2, "memory_total_bytes": 1u64 << 33,
+                "memory_available_bytes": 1u64 << 32}
+        },
+        "timestamp": chrono::Utc::now().to_rfc3339()
+    })
+}
+
+/// Runs `rbee-keeper status ARGS` and returns its stdout, which must be a success.
+async fn status_ok(args: &[&str]) -> String {
+    let out = keeper_cli(&[&["status"][..], args].concat()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
 }
 
 #[tokio::test]

@@ -3,15 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hive_contract::HiveInfo;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
-use shared_contract::Snapshot;
-use worker_contract::WorkerInfo;
 
-use crate::config::QueenArgs;
-
-/// The snapshot shape the queen serves.
-pub(crate) type FleetSnapshot = Snapshot<WorkerInfo, HiveInfo>;
+use crate::{config::QueenArgs, fleet::Listing};
 
 /// Builds the one HTTP client of this process.
 ///
@@ -64,28 +58,39 @@ impl Queen {
 
     /// Fetches `GET path` and returns the body as JSON, with user-facing errors.
     pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let text = self.get_text(path).await?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the queen at {} answered {path} with invalid json",
+                self.base
+            )
+        })
+    }
+
+    /// Fetches `GET path` and returns the body as text, with user-facing errors.
+    pub(crate) async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         let resp = self
             .get(path)
-            .timeout(Duration::from_secs(10))
+            // Generous: a snapshot of 10,000 workers is several megabytes.
+            .timeout(Duration::from_secs(30))
             .send()
             .await
             .map_err(|err| self.unreachable(&err))?;
         let resp = self.check(resp).await?;
-        resp.json()
+        resp.text()
             .await
             .with_context(|| format!("read the answer of {}{path}", self.base))
     }
 
-    /// Fetches the current snapshot.
-    pub(crate) async fn snapshot(&self) -> anyhow::Result<(FleetSnapshot, serde_json::Value)> {
-        let raw = self.get_json("/v1/heartbeats/snapshot").await?;
-        let snapshot = serde_json::from_value(raw.clone()).with_context(|| {
+    /// Fetches and decodes the current snapshot.
+    pub(crate) async fn snapshot(&self) -> anyhow::Result<Listing> {
+        let raw = self.get_text("/v1/heartbeats/snapshot").await?;
+        serde_json::from_str(&raw).with_context(|| {
             format!(
                 "the queen at {} sent a snapshot this keeper does not understand",
                 self.base
             )
-        })?;
-        Ok((snapshot, raw))
+        })
     }
 
     /// Turns a transport error into a one-line reason the queen cannot be reached.

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
 /// Starts a local rbee fleet, prints its status, or watches it live.
@@ -78,6 +78,9 @@ pub struct StatusArgs {
     /// Print the queen's snapshot as JSON instead of tables.
     #[arg(long, env = "RBEE_JSON")]
     pub json: bool,
+    /// Which rows to show.
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Flags of `rbee-keeper watch`.
@@ -86,6 +89,39 @@ pub struct WatchArgs {
     /// Which queen.
     #[command(flatten)]
     pub queen: QueenArgs,
+    /// Which rows to show.
+    #[command(flatten)]
+    pub view: ViewArgs,
+}
+
+/// Which rows `status` and `watch` show; counts always cover the whole fleet.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ViewArgs {
+    /// Show every row instead of what fits (the terminal's height for `watch`, 50 rows for
+    /// `status`).
+    #[arg(long, env = "RBEE_ALL")]
+    pub all: bool,
+    /// Show only hives and workers in this state.
+    #[arg(long, env = "RBEE_STATE", value_enum)]
+    pub state: Option<StateFilter>,
+    /// Show only this hive and its workers.
+    #[arg(long, env = "RBEE_HIVE", value_name = "ID")]
+    pub hive: Option<String>,
+}
+
+/// A state to filter rows by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    /// Heartbeating within the timeout.
+    Online,
+    /// Silent past the timeout.
+    Offline,
+    /// Gone gracefully.
+    Left,
+    /// Online, ready and not unhealthy.
+    Available,
+    /// Offline, unhealthy or in conflict.
+    Problem,
 }
 
 #[cfg(test)]
@@ -128,5 +164,31 @@ mod tests {
         assert!(s.json);
         assert_eq!(s.queen.queen_url.port(), Some(1234));
         assert_eq!(s.queen.token.as_deref(), Some("t"));
+        assert!(!s.view.all && s.view.state.is_none() && s.view.hive.is_none());
+    }
+
+    #[test]
+    fn status_and_watch_take_the_row_filters() {
+        for command in ["status", "watch"] {
+            let cli = Cli::try_parse_from([
+                "rbee-keeper",
+                command,
+                "--all",
+                "--state",
+                "problem",
+                "--hive",
+                "h1",
+            ])
+            .unwrap();
+            let view = match cli.command {
+                Command::Status(s) => s.view,
+                Command::Watch(w) => w.view,
+                Command::Up(_) => panic!("expected status or watch"),
+            };
+            assert!(view.all);
+            assert_eq!(view.state, Some(StateFilter::Problem));
+            assert_eq!(view.hive.as_deref(), Some("h1"));
+        }
+        assert!(Cli::try_parse_from(["rbee-keeper", "status", "--state", "sleepy"]).is_err());
     }
 }

@@ -1,8 +1,12 @@
-//! Plain-text rendering: aligned tables, ages like `3s ago`, sizes and clock skew.
+//! Plain-text pieces: aligned tables, ages like `3s ago`, sizes, clock skew, counts and
+//! transition lines.
 
 use hive_contract::HiveInfo;
-use shared_contract::{Entry, Health};
+use shared_contract::{Health, Heartbeat, State, Transition};
+use tokio::time::Instant;
 use worker_contract::WorkerInfo;
+
+use crate::fleet::{Counts, Kept};
 
 /// A table whose columns are padded to their widest cell.
 #[derive(Debug)]
@@ -109,8 +113,28 @@ fn health_word(h: &Health) -> &'static str {
     }
 }
 
-/// Renders the hives table; `extra_ms` is added to every age (time since the snapshot arrived).
-pub(crate) fn hives_table(hives: &[Entry<HiveInfo>], extra_ms: u64) -> String {
+/// How the `LAST SEEN` column reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ages {
+    /// From a fresh snapshot: every age is exact.
+    Exact,
+    /// From the watch: beats that change nothing else send no event, so an online entry's age
+    /// is unknown and reads `live`; offline and left entries' ages are exact.
+    Live,
+}
+
+impl Ages {
+    pub(crate) fn last_seen<T: Heartbeat>(self, kept: &Kept<T>, now: Instant) -> String {
+        if self == Ages::Live && kept.entry.state == State::Online {
+            "live".to_owned()
+        } else {
+            age(kept.last_seen_ms_ago(now))
+        }
+    }
+}
+
+/// Renders hives with their machine details (`--hive ID`).
+pub(crate) fn hive_details_table(hives: &[&Kept<HiveInfo>], ages: Ages, now: Instant) -> String {
     let mut t = Table::new(&[
         "HIVE",
         "STATE",
@@ -121,11 +145,10 @@ pub(crate) fn hives_table(hives: &[Entry<HiveInfo>], extra_ms: u64) -> String {
         "MEMORY USED",
         "GPUS",
         "LAST SEEN",
-        "SKEW",
         "RESTARTS",
     ]);
-    for e in hives {
-        let h = &e.payload;
+    for kept in hives {
+        let (e, h) = (&kept.entry, &kept.entry.payload);
         let (cpus, memory) = match &h.system {
             Some(s) => (
                 s.cpu_cores.to_string(),
@@ -158,17 +181,16 @@ pub(crate) fn hives_table(hives: &[Entry<HiveInfo>], extra_ms: u64) -> String {
             cpus,
             memory,
             gpus,
-            age(e.last_seen_ms_ago.saturating_add(extra_ms)),
-            skew(e.clock_skew_ms),
+            ages.last_seen(kept, now),
             e.restarts.to_string(),
         ]);
     }
     t.render()
 }
 
-/// Renders the workers table; `extra_ms` is added to every age (time since the snapshot arrived).
-pub(crate) fn workers_table(workers: &[Entry<WorkerInfo>], extra_ms: u64) -> String {
-    let mut t = Table::new(&[
+/// Renders workers; the skew column only where ages are exact (skew is volatile too).
+pub(crate) fn workers_table(workers: &[&Kept<WorkerInfo>], ages: Ages, now: Instant) -> String {
+    let mut header = vec![
         "WORKER",
         "HIVE",
         "MODEL",
@@ -177,12 +199,15 @@ pub(crate) fn workers_table(workers: &[Entry<WorkerInfo>], extra_ms: u64) -> Str
         "STATUS",
         "HEALTH",
         "LAST SEEN",
-        "SKEW",
-        "RESTARTS",
-    ]);
-    for e in workers {
-        let w = &e.payload;
-        t.row(vec![
+    ];
+    if ages == Ages::Exact {
+        header.push("SKEW");
+    }
+    header.push("RESTARTS");
+    let mut t = Table::new(&header);
+    for kept in workers {
+        let (e, w) = (&kept.entry, &kept.entry.payload);
+        let mut row = vec![
             with_conflict(&w.id, e.conflict),
             w.hive_id.clone(),
             w.model_id.clone(),
@@ -190,12 +215,36 @@ pub(crate) fn workers_table(workers: &[Entry<WorkerInfo>], extra_ms: u64) -> Str
             e.state.to_string(),
             w.status.to_string(),
             health(&w.health),
-            age(e.last_seen_ms_ago.saturating_add(extra_ms)),
-            skew(e.clock_skew_ms),
-            e.restarts.to_string(),
-        ]);
+            ages.last_seen(kept, now),
+        ];
+        if ages == Ages::Exact {
+            row.push(skew(e.clock_skew_ms));
+        }
+        row.push(e.restarts.to_string());
+        t.row(row);
     }
     t.render()
+}
+
+/// One line of counts for a kind, e.g. `WORKERS: 9990 online, 9000 available, 10 offline, ...`.
+pub(crate) fn counts_line(title: &str, c: &Counts) -> String {
+    format!(
+        "{title}: {} online, {} available, {} offline, {} left, {} known, {} with problems",
+        c.online, c.available, c.offline, c.left, c.known, c.problems
+    )
+}
+
+/// One line for a transition, e.g. `15:00:20  worker w2  online -> offline  (heartbeat timeout)`.
+pub(crate) fn transition_line(t: &Transition) -> String {
+    let from = t.from.map_or("new", |s| s.as_str());
+    format!(
+        "{}  {:<6} {}  {from} -> {}  ({})",
+        t.at.format("%H:%M:%S"),
+        t.kind.as_str(),
+        t.id,
+        t.to,
+        t.reason
+    )
 }
 
 fn with_conflict(id: &str, conflict: bool) -> String {

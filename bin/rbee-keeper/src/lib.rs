@@ -15,13 +15,14 @@ macro_rules! say {
 
 mod api;
 mod config;
+mod fleet;
 mod format;
-mod sse;
 mod status;
 mod up;
+mod view;
 mod watch;
 
-pub use config::{Cli, Command, QueenArgs, StatusArgs, UpArgs, WatchArgs};
+pub use config::{Cli, Command, QueenArgs, StateFilter, StatusArgs, UpArgs, ViewArgs, WatchArgs};
 
 /// Runs one subcommand to completion.
 ///

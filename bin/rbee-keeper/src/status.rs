@@ -1,57 +1,52 @@
-//! `rbee-keeper status`: one snapshot of the fleet as aligned tables, or as JSON.
+//! `rbee-keeper status`: one snapshot of the fleet, summarised and bounded, or as JSON.
 
-use anyhow::Context as _;
 use reqwest::Client;
+use tokio::time::Instant;
 
 use crate::{
-    api::{FleetSnapshot, Queen},
+    api::Queen,
     config::StatusArgs,
-    format,
+    fleet::{Fleet, Listing},
+    format::Ages,
+    view::{self, Bound, Options},
 };
+
+const SNAPSHOT: &str = "/v1/heartbeats/snapshot";
+
+/// Rows per table unless `--all`: a screenful or two, whatever the fleet's size.
+const MAX_ROWS: usize = 50;
 
 /// Fetches the snapshot once and prints it.
 pub(crate) async fn run(args: StatusArgs, client: Client) -> anyhow::Result<()> {
     let queen = Queen::new(client, &args.queen);
     if args.json {
-        // Print what the queen sent, so fields this keeper does not know about survive.
-        let raw = queen.get_json("/v1/heartbeats/snapshot").await?;
-        let text = serde_json::to_string_pretty(&raw).context("format the snapshot as json")?;
-        println!("{text}");
+        // What the queen sent, unparsed, so fields this keeper does not know survive.
+        let raw = queen.get_text(SNAPSHOT).await?;
+        say!("{}", raw.trim_end());
         return Ok(());
     }
-    let (snapshot, _) = queen.snapshot().await?;
-    print!("{}", render(&snapshot, queen.base()));
+    let listing = queen.snapshot().await?;
+    let header = header(&listing, queen.base());
+    let fleet = Fleet::from_listing(listing, Instant::now());
+    let opts = Options {
+        filter: args.view,
+        ages: Ages::Exact,
+        bound: Bound::Rows(MAX_ROWS),
+        transitions: false,
+    };
+    for line in view::render(&fleet, &[header, String::new()], &opts, Instant::now()) {
+        say!("{line}");
+    }
     Ok(())
 }
 
-/// Renders a snapshot as the `status` command prints it.
-pub(crate) fn render(snapshot: &FleetSnapshot, queen_url: &str) -> String {
-    let mut out = format!(
-        "queen {queen_url}  snapshot #{}  at {}\n\n",
-        snapshot.seq,
-        snapshot.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
-    );
-    out.push_str(&format!(
-        "HIVES: {} online, {} available, {} known\n",
-        snapshot.hives_online,
-        snapshot.hives_available,
-        snapshot.hives.len()
-    ));
-    if snapshot.hives.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        out.push_str(&format::hives_table(&snapshot.hives, 0));
+fn header(listing: &Listing, queen_url: &str) -> String {
+    let mut line = format!("queen {queen_url}");
+    if let Some(revision) = listing.revision {
+        line.push_str(&format!("  revision {revision}"));
     }
-    out.push_str(&format!(
-        "\nWORKERS: {} online, {} available, {} known\n",
-        snapshot.workers_online,
-        snapshot.workers_available,
-        snapshot.workers.len()
-    ));
-    if snapshot.workers.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        out.push_str(&format::workers_table(&snapshot.workers, 0));
+    if let Some(at) = listing.timestamp {
+        line.push_str(&format!("  at {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
     }
-    out
+    line
 }

@@ -77,12 +77,10 @@ impl SseRecorder {
             let events = Arc::clone(&events);
             let ended = Arc::clone(&ended);
             async move {
-                let mut body = response.bytes_stream();
-                let mut parser = Parser::default();
-                while let Some(Ok(chunk)) = body.next().await {
-                    for event in parser.push(&chunk) {
-                        events.lock().push(event);
-                    }
+                let mut stream = sse_client::events(response.bytes_stream());
+                // A transport or framing error ends the recording as the server closing would.
+                while let Some(Ok(event)) = stream.next().await {
+                    events.lock().push(SseEvent::from_parsed(event));
                 }
                 *ended.lock() = true;
             }
@@ -155,66 +153,98 @@ impl Drop for SseRecorder {
     }
 }
 
-/// Incremental SSE frame parser (the subset servers send: `event`, `data`, `id`, comments).
-#[derive(Debug, Default)]
-struct Parser {
-    buf: String,
-    event: Option<String>,
-    id: Option<String>,
-    data: Vec<String>,
-}
-
-impl Parser {
-    fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.push_str(&String::from_utf8_lossy(chunk));
-        let mut out = Vec::new();
-        while let Some(pos) = self.buf.find('\n') {
-            let line: String = self.buf.drain(..=pos).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !self.data.is_empty() || self.event.is_some() {
-                    out.push(SseEvent {
-                        event: self.event.take().unwrap_or_else(|| "message".to_owned()),
-                        id: self.id.take(),
-                        data: std::mem::take(&mut self.data).join("\n"),
-                        received: Instant::now(),
-                    });
-                }
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "event" => self.event = Some(value.to_owned()),
-                "data" => self.data.push(value.to_owned()),
-                "id" => self.id = Some(value.to_owned()),
-                _ => {}
-            }
+impl SseEvent {
+    fn from_parsed(event: eventsource_stream::Event) -> SseEvent {
+        SseEvent {
+            event: event.event,
+            // The parser keeps the last `id:` seen (as browsers do) and gives "" before any.
+            id: (!event.id.is_empty()).then_some(event.id),
+            data: event.data,
+            received: Instant::now(),
         }
-        out
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use tokio::{
+        io::{AsyncReadExt as _, AsyncWriteExt as _},
+        net::TcpListener,
+    };
 
-    #[test]
-    fn frames_split_across_chunks_parse() {
-        let mut p = Parser::default();
-        assert!(
-            p.push(b"retry: 1000\n\n: keep-alive\n\nevent: heart")
-                .is_empty()
-        );
-        let events = p.push(b"beat\nid: 7\ndata: {\"seq\":1}\r\n\r\ndata: a\ndata: b\n\n");
-        assert_eq!(events.len(), 2);
+    use super::*;
+    use crate::wait::wait_for;
+
+    /// Serves one SSE response on loopback, written in the given pieces with a pause between
+    /// them so that the client reads each piece as a chunk of its own.
+    async fn serve_in_pieces(pieces: Vec<Vec<u8>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.set_nodelay(true).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                socket.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            // No length and no chunking: the body runs until the connection closes.
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            for piece in pieces {
+                socket.write_all(&piece).await.unwrap();
+                socket.flush().await.unwrap();
+                // Pacing only: the assertions hold however the pieces are coalesced.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        format!("http://{addr}/stream")
+    }
+
+    #[tokio::test]
+    async fn a_character_split_across_chunks_arrives_whole() {
+        let text = "Grüße ✓ 🐝";
+        let frame =
+            format!("retry: 2000\n\nevent: note\nid: e:1\ndata: {{\"text\":\"{text}\"}}\n\n");
+        let bytes = frame.into_bytes();
+        // Split inside the four-byte bee, one byte into it.
+        let split = bytes.windows(4).position(|w| w == "🐝".as_bytes()).unwrap() + 1;
+        let url = serve_in_pieces(vec![bytes[..split].to_vec(), bytes[split..].to_vec()]).await;
+        let recorder = SseRecorder::connect(&url, None).await;
+        let event = recorder
+            .wait_for("note", Duration::from_secs(10), |e| e.event == "note")
+            .await;
+        assert_eq!(event.json()["text"], text);
+        assert_eq!(event.id.as_deref(), Some("e:1"));
+        wait_for("the end of the stream", Duration::from_secs(10), || {
+            recorder.ended()
+        })
+        .await;
+        assert_eq!(recorder.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn frames_split_across_chunks_parse() {
+        let url = serve_in_pieces(vec![
+            b"retry: 1000\n\n: keep-alive\n\nevent: heart".to_vec(),
+            b"beat\nid: 7\ndata: {\"seq\":1}\r\n\r\nid: 8\ndata: a\ndata: b\n\n".to_vec(),
+        ])
+        .await;
+        let recorder = SseRecorder::connect(&url, None).await;
+        wait_for("the end of the stream", Duration::from_secs(10), || {
+            recorder.ended()
+        })
+        .await;
+        let events = recorder.events();
+        assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0].event, "heartbeat");
         assert_eq!(events[0].id.as_deref(), Some("7"));
         assert_eq!(events[0].json()["seq"], 1);
         assert_eq!(events[1].event, "message");
+        assert_eq!(events[1].id.as_deref(), Some("8"));
         assert_eq!(events[1].data, "a\nb");
     }
 }
