@@ -339,7 +339,7 @@ impl Report {
             )?;
             writeln!(
                 s,
-                "  snapshot delivery (complete event) p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  over {} events of ~{} KiB",
+                "  summary delivery (complete event) p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  over {} events of ~{} KiB",
                 f.delivery.p50_ms,
                 f.delivery.p99_ms,
                 f.delivery.max_ms,
@@ -348,7 +348,7 @@ impl Report {
             )?;
             writeln!(
                 s,
-                "  snapshot first byte p50 {:.1} ms  p99 {:.1} ms;  subscriber errors {}",
+                "  summary first byte p50 {:.1} ms  p99 {:.1} ms;  subscriber errors {}",
                 f.delivery_first_byte.p50_ms, f.delivery_first_byte.p99_ms, f.subscriber_errors
             )?;
             writeln!(

@@ -1,8 +1,8 @@
 //! A light Server-Sent Events client: plain TCP, a chunked-transfer decoder and a streaming line parser.
 //!
-//! A thousand subscribers each receive every snapshot, which can be megabytes long, so the parser keeps only
-//! the first few kilobytes of each line (enough for a snapshot's `seq` and `timestamp`, or a whole transition)
-//! and skips the rest with `memchr`.
+//! A thousand subscribers each receive every summary and every watch `sync`, which can be megabytes long, so
+//! the parser keeps only the first few kilobytes of each line (enough for the `seq`, `timestamp` and
+//! `revision` at their start, or a whole transition or upsert) and skips the rest with `memchr`.
 
 use std::{collections::VecDeque, io, net::SocketAddr};
 
@@ -60,9 +60,8 @@ pub async fn subscribe_with(
     let resume = last_event_id
         .map(|id| format!("last-event-id: {id}\r\n"))
         .unwrap_or_default();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n{resume}\r\n"
-    );
+    let req =
+        format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n{resume}\r\n");
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::with_capacity(READ_CHUNK);
     let head = loop {

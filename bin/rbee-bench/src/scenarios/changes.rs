@@ -76,7 +76,8 @@ impl FleetShape {
         Self {
             workers,
             interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(3),
+            // Generous: a debug build on a busy machine can send beats late.
+            timeout: Duration::from_secs(5),
             connections: 8,
             change_rate,
         }
@@ -160,7 +161,11 @@ impl FlipLog {
 
     /// Ties an upsert of `worker` to `busy` at `revision` to the flip it shows, if any.
     pub fn resolve(&self, worker: usize, busy: bool, revision: u64) -> Option<usize> {
-        let mut k = self.latest.get(worker)?.load(Ordering::SeqCst).checked_sub(1)?;
+        let mut k = self
+            .latest
+            .get(worker)?
+            .load(Ordering::SeqCst)
+            .checked_sub(1)?;
         loop {
             let k_usize = usize::try_from(k).ok()?;
             if self.busy[k_usize].load(Ordering::SeqCst) == busy {
@@ -212,6 +217,18 @@ impl FlipLog {
             all.record(Duration::from_nanos(last.saturating_sub(ack)));
         }
         (all.summary(), incomplete)
+    }
+
+    /// Waits until every flip in `flips` that was answered has reached `subscribers`, or `limit`.
+    pub async fn drain(&self, flips: std::ops::Range<usize>, subscribers: u32, limit: Instant) {
+        while Instant::now() < limit
+            && flips.clone().any(|k| {
+                self.ack[k].load(Ordering::SeqCst) != 0
+                    && self.delivered[k].load(Ordering::SeqCst) < subscribers
+            })
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Flips answered 200 among `flips`.

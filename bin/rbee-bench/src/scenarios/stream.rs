@@ -42,7 +42,7 @@ pub struct StreamRun {
     pub subscribers: usize,
     /// Measured time with flips.
     pub duration: Duration,
-    /// Time after the last flip for the summary showing it to arrive.
+    /// The most time after the last flip for a summary showing it to reach every subscriber.
     pub drain: Duration,
     /// The delivery p99 goal, in milliseconds.
     pub goal_ms: f64,
@@ -63,7 +63,7 @@ impl StreamOptions {
                 shape: FleetShape::quick(workers, 20),
                 subscribers,
                 duration: Duration::from_secs(2),
-                drain: Duration::from_secs(1),
+                drain: Duration::from_secs(5),
                 goal_ms,
             };
             return Self {
@@ -74,7 +74,7 @@ impl StreamOptions {
             shape: FleetShape::full(workers, args.change_rate),
             subscribers,
             duration: args.duration,
-            drain: Duration::from_secs(3),
+            drain: Duration::from_secs(5),
             goal_ms,
         };
         Self {
@@ -246,7 +246,11 @@ async fn run_one(env: &Env, opts: &StreamRun) -> anyhow::Result<StreamFigures> {
     let queen_after = fleet.queen.stats()?;
     let bench_after = own_cpu_seconds();
     let beats = fleet.stop_beats().await;
-    tokio::time::sleep(opts.drain).await;
+    let n = u32::try_from(connected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    fleet
+        .flips
+        .drain(0..flips, n, Instant::now() + opts.drain)
+        .await;
     let _ = stop_tx.send(true);
 
     let mut total = SubscriberResult::default();
@@ -317,9 +321,7 @@ async fn summaries(
         // whose revision the observer has not learnt yet waits for the next summary (which can
         // only overstate its delay).
         while next_flip < flips.count()
-            && flips
-                .revision_of(next_flip)
-                .is_some_and(|r| r <= revision)
+            && flips.revision_of(next_flip).is_some_and(|r| r <= revision)
         {
             out.delivery.record(flips.deliver(next_flip, ev.at));
             next_flip += 1;

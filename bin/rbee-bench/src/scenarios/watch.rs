@@ -44,7 +44,7 @@ pub struct WatchOptions {
     pub stalled: usize,
     /// Measured time with flips.
     pub duration: Duration,
-    /// Time after the last flip for its events to arrive.
+    /// The most time after the last flip for its events to reach every subscriber.
     pub drain: Duration,
 }
 
@@ -57,7 +57,7 @@ impl WatchOptions {
                 subscribers: 20,
                 stalled: 0,
                 duration: Duration::from_secs(2),
-                drain: Duration::from_millis(500),
+                drain: Duration::from_secs(5),
             };
         }
         Self {
@@ -65,7 +65,7 @@ impl WatchOptions {
             subscribers: args.watch_subscribers,
             stalled: 0,
             duration: args.duration,
-            drain: Duration::from_secs(2),
+            drain: Duration::from_secs(5),
         }
     }
 
@@ -314,7 +314,11 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
     let bench_after = own_cpu_seconds();
     let beats = fleet.stop_beats().await;
     // The last flips' events need a moment to arrive.
-    tokio::time::sleep(opts.drain).await;
+    let n = u32::try_from(synced.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+    fleet
+        .flips
+        .drain(0..flips, n, Instant::now() + opts.drain)
+        .await;
     let rss_end = fleet.queen.stats()?.rss_bytes;
     let _ = stop_tx.send(true);
 

@@ -276,11 +276,9 @@ async fn resume(
     let mut grace_end: Option<Instant> = None;
     loop {
         let until = grace_end.unwrap_or(reconnected + CONNECT_LIMIT);
-        let next = tokio::time::timeout_at(
-            until,
-            next_or_stop(&mut stream, &mut stop, &mut out.failed),
-        )
-        .await;
+        let next =
+            tokio::time::timeout_at(until, next_or_stop(&mut stream, &mut stop, &mut out.failed))
+                .await;
         let Ok(Some(ev)) = next else {
             break;
         };
