@@ -11,7 +11,7 @@ use shared_contract::{Health, Status};
 use worker_contract::WorkerInfo;
 
 use crate::{
-    changelog::Read,
+    changelog::{History, Read},
     fleet::{Fleet, FleetView},
     metrics::Metrics,
 };
@@ -142,7 +142,16 @@ fn run(ops: &[Op]) {
             max_entries: 100,
             usage_interval: Duration::from_millis(250),
         };
-        let fleet = Fleet::new(config, "e".to_owned(), Arc::new(Metrics::default()));
+        let history = History {
+            revisions: 10_000,
+            age: Duration::from_secs(300),
+        };
+        let fleet = Fleet::new(
+            config,
+            history,
+            "e".to_owned(),
+            Arc::new(Metrics::default()),
+        );
         let mut listed = None;
         let sent_at = chrono::Utc::now();
         for op in ops {
