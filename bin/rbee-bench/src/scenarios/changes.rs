@@ -27,9 +27,9 @@ use crate::{
     loadgen::{BeatControl, Pace, PacedResult, paced, send_each},
     payload::{HEARTBEAT_PATH, heartbeat_body, post_request},
     process::Server,
-    scenarios::{flag_duration, spawn_queen},
+    scenarios::{flag_duration, own_cpu_seconds, spawn_queen},
     sse::{SseStream, json_str, json_u64, subscribe},
-    stats::{Latency, Summary},
+    stats::{Latency, Summary, ratio},
 };
 
 /// The watch route, every kind.
@@ -261,6 +261,8 @@ impl FlipLog {
 #[derive(Debug, Default)]
 pub struct ChangeControl {
     flipping: AtomicBool,
+    /// Flips stop once this many were made.
+    flip_until: AtomicUsize,
     burst: AtomicUsize,
     halt: AtomicBool,
     wake: Notify,
@@ -274,6 +276,7 @@ impl ChangeControl {
 
     /// Asks for `n` flips back to back, between the paced beats.
     pub fn burst(&self, n: usize) {
+        self.flip_until.fetch_add(n, Ordering::SeqCst);
         self.burst.fetch_add(n, Ordering::SeqCst);
         self.wake.notify_one();
     }
@@ -309,10 +312,10 @@ struct Changer {
 }
 
 impl Changer {
-    async fn beat(&mut self, flip: bool) {
+    async fn beat(&mut self, flip: bool, until: usize) {
         let slot = self.next % self.workers.len();
         self.next += 1;
-        let k = if flip {
+        let k = if flip && self.flips.count() < until {
             let busy = !self.busy[slot];
             let k = self.flips.start(self.workers[slot], busy);
             if k.is_some() {
@@ -348,25 +351,26 @@ impl Changer {
             tokio::select! {
                 () = tokio::time::sleep_until(start + step * n) => {
                     let flip = ctl.flipping.load(Ordering::SeqCst);
-                    self.beat(flip).await;
+                    self.beat(flip, ctl.flip_until.load(Ordering::SeqCst)).await;
                     n += 1;
                 }
                 () = ctl.wake.notified() => {}
             }
             let burst = ctl.burst.swap(0, Ordering::SeqCst);
             for _ in 0..burst {
-                self.beat(true).await;
+                self.beat(true, ctl.flip_until.load(Ordering::SeqCst)).await;
             }
         }
         self.out
     }
 }
 
-/// A queen with a registered fleet, its regular beats and its changer running.
+/// A queen with a registered fleet, its regular beats and its changer running, and the runtime
+/// thread its subscribers read on.
 #[derive(Debug)]
 pub struct LiveFleet {
-    /// The queen.
-    pub queen: Server,
+    /// The queen; taken when stopped.
+    queen: Option<Server>,
     /// Its address.
     pub addr: SocketAddr,
     /// The flips.
@@ -377,12 +381,36 @@ pub struct LiveFleet {
     requests: Arc<[Bytes]>,
     flippers: Vec<usize>,
     beats: Option<(Arc<BeatControl>, JoinHandle<PacedResult>)>,
-    changer: JoinHandle<ChangerResult>,
+    changer: Option<JoinHandle<ChangerResult>>,
+    /// The subscribers read on a runtime thread of their own, so that their reading cannot hold
+    /// back the beats' clocks (which would charge bench delays to the queen).
+    reader: Option<tokio::runtime::Runtime>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// What one measured window of flips saw.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// Its length.
+    pub seconds: f64,
+    /// Flips made in it (flips `0..flips`).
+    pub flips: usize,
+    /// The regular beats in it.
+    pub beats: PacedResult,
+    /// Queen RSS at its start and after the drain, in bytes.
+    pub rss_start_bytes: u64,
+    /// Queen RSS after the drain, in bytes.
+    pub rss_end_bytes: u64,
+    /// Queen CPU as a share of one core.
+    pub cpu_share: f64,
+    /// Bench CPU as a share of one core.
+    pub bench_cpu_share: f64,
 }
 
 impl LiveFleet {
     /// Starts a queen, registers `shape.workers` workers, and keeps them beating: the flippers
     /// through the changer (not flipping yet), the rest through paced beats that record nothing.
+    /// With flippers, an observer follows the watch stream from the start.
     pub async fn start(
         env: &Env,
         shape: FleetShape,
@@ -435,7 +463,7 @@ impl LiveFleet {
             let busy = post_request(addr, HEARTBEAT_PATH, &serde_json::to_vec(&hb)?);
             flipper_bodies.push([requests[i].clone(), busy]);
         }
-        let flips = FlipLog::new(flip_cap, shape.workers);
+        let flips = FlipLog::new(flip_cap.max(1), shape.workers);
         let change = Arc::new(ChangeControl::default());
         let changer = Changer {
             conn: HttpConn::new(addr),
@@ -447,20 +475,76 @@ impl LiveFleet {
             out: ChangerResult::default(),
         };
         let changer = tokio::spawn(changer.run(shape.interval, Arc::clone(&change)));
+        let reader = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-subscribers")
+            .enable_all()
+            .build()?;
+        let (stop, _) = tokio::sync::watch::channel(false);
         let mut fleet = Self {
-            queen,
+            queen: Some(queen),
             addr,
             flips,
             change,
             shape,
             requests,
-            flippers,
             beats: None,
-            changer,
+            changer: Some(changer),
+            reader: Some(reader),
+            stop,
+            flippers,
         };
         // Recording starts after the run, so nothing of this phase is counted.
         fleet.beat(Instant::now() + Duration::from_secs(24 * 3600), None);
+        if !fleet.flippers.is_empty() {
+            fleet.spawn(observer(
+                addr,
+                Arc::clone(&fleet.flips),
+                fleet.stop_signal(),
+            ));
+        }
         Ok(fleet)
+    }
+
+    /// The queen.
+    pub fn queen(&self) -> anyhow::Result<&Server> {
+        self.queen
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the queen was stopped"))
+    }
+
+    /// The signal that ends every subscriber's reading.
+    pub fn stop_signal(&self) -> Stop {
+        self.stop.subscribe()
+    }
+
+    /// Spawns a subscriber on the reading thread.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.reader {
+            Some(reader) => reader.spawn(task),
+            None => tokio::spawn(task),
+        }
+    }
+
+    /// Spawns a subscriber on the reading thread into `set`.
+    pub fn spawn_into<T: Send + 'static>(
+        &self,
+        set: &mut tokio::task::JoinSet<T>,
+        task: impl std::future::Future<Output = T> + Send + 'static,
+    ) {
+        match &self.reader {
+            Some(reader) => set.spawn_on(task, reader.handle()),
+            None => set.spawn(task),
+        };
+    }
+
+    /// Tells every subscriber to stop reading.
+    pub fn stop_readers(&self) {
+        self.stop.send_replace(true);
     }
 
     /// Replaces the regular beats with ones recorded from `record_from` until `deadline` (or
@@ -501,13 +585,72 @@ impl LiveFleet {
         }
     }
 
+    /// Flips for about `duration` with recorded beats, then waits (at most `drain`) until every
+    /// flip has reached all `subscribers`.
+    ///
+    /// The window holds whole rounds of the flippers, so that it ends with flips that all go one
+    /// way: a last flip undone by the next one within the queen's coalescing delay would leave
+    /// the summary unchanged, and no summary would show it until the periodic one.
+    pub async fn flip_window(
+        &mut self,
+        duration: Duration,
+        drain: Duration,
+        subscribers: usize,
+    ) -> anyhow::Result<Window> {
+        let rounds = (duration.as_secs_f64() / self.shape.interval.as_secs_f64()).ceil();
+        let target = self.flippers.len() * (rounds as usize).max(1);
+        let target = target.min(self.flips.busy.len());
+        let rss_start_bytes = self.queen()?.stats()?.rss_bytes;
+        let start = Instant::now();
+        self.beat(start, None);
+        let queen_before = self.queen()?.stats()?;
+        let bench_before = own_cpu_seconds();
+        self.change.flip_until.store(target, Ordering::SeqCst);
+        self.change.set_flipping(true);
+        // A slow queen slows the flips (one at a time); the window then lasts longer.
+        let limit = start + duration * 3 + Duration::from_secs(10);
+        tokio::time::sleep_until(start + duration).await;
+        while self.flips.count() < target && Instant::now() < limit {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.change.set_flipping(false);
+        let flips = self.flips.count();
+        let seconds = start.elapsed().as_secs_f64();
+        let queen_after = self.queen()?.stats()?;
+        let bench_after = own_cpu_seconds();
+        let beats = self.stop_beats().await;
+        // The fleet keeps beating while the last events arrive, or it would time out.
+        self.beat(Instant::now() + Duration::from_secs(24 * 3600), None);
+        let n = u32::try_from(subscribers).unwrap_or(u32::MAX);
+        self.flips.drain(0..flips, n, Instant::now() + drain).await;
+        Ok(Window {
+            seconds,
+            flips,
+            beats,
+            rss_start_bytes,
+            rss_end_bytes: self.queen()?.stats()?.rss_bytes,
+            cpu_share: ratio(queen_after.cpu_seconds - queen_before.cpu_seconds, seconds),
+            bench_cpu_share: ratio(bench_after - bench_before, seconds),
+        })
+    }
+
     /// Stops everything and the queen; returns the changer's figures and the queen's peak RSS.
     pub async fn stop(mut self) -> (ChangerResult, u64) {
         let _ = self.stop_beats().await;
+        self.stop_readers();
         self.change.halt();
-        let changer = self.changer.await.unwrap_or_default();
-        let peak = self.queen.stats().map_or(0, |s| s.hwm_bytes);
-        self.queen.stop().await;
+        let changer = match self.changer.take() {
+            Some(run) => run.await.unwrap_or_default(),
+            None => ChangerResult::default(),
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.shutdown_background();
+        }
+        let mut peak = 0;
+        if let Some(queen) = self.queen.take() {
+            peak = queen.stats().map_or(0, |s| s.hwm_bytes);
+            queen.stop().await;
+        }
         (changer, peak)
     }
 
@@ -527,13 +670,13 @@ impl LiveFleet {
     }
 }
 
-/// A runtime thread for the subscribers' reading, so that it cannot hold back the beats' clocks.
-pub(crate) fn reader_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-subscribers")
-        .enable_all()
-        .build()?)
+impl Drop for LiveFleet {
+    fn drop(&mut self) {
+        // A runtime may not be dropped (blocking) inside another; the queen dies with its handle.
+        if let Some(reader) = self.reader.take() {
+            reader.shutdown_background();
+        }
+    }
 }
 
 /// The end of a subscriber's reading.
@@ -634,7 +777,7 @@ impl BeatFigures {
     /// Combines the beats' and the changer's results over `seconds`.
     pub fn new(beats: &PacedResult, changer: &ChangerResult, seconds: f64) -> Self {
         Self {
-            hb_rps: crate::stats::ratio(beats.load.ok as f64, seconds),
+            hb_rps: ratio(beats.load.ok as f64, seconds),
             hb_latency: beats.load.latency.summary(),
             hb_failed: beats.load.failed + changer.beat_failed,
             hb_send_lag: beats.lag.summary(),

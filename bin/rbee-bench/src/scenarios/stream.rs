@@ -19,16 +19,12 @@ use crate::{
     config::BenchArgs,
     report::Check,
     scenarios::{
-        changes::{
-            BeatFigures, CONNECT_LIMIT, FleetShape, FlipLog, LiveFleet, Stop, next_or_stop,
-            observer, reader_runtime,
-        },
+        changes::{BeatFigures, CONNECT_LIMIT, FleetShape, FlipLog, LiveFleet, Stop, next_or_stop},
         fleet::STREAM_PATH,
-        own_cpu_seconds,
         watch::wait_for,
     },
     sse::{json_u64, subscribe},
-    stats::{Latency, Summary, ratio},
+    stats::{Latency, Summary},
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -212,47 +208,22 @@ struct SubscriberResult {
 
 async fn run_one(env: &Env, opts: &StreamRun) -> anyhow::Result<StreamFigures> {
     let cap = (f64::from(opts.shape.change_rate) * (opts.duration.as_secs_f64() + 5.0)) as usize;
-    let mut fleet = LiveFleet::start(env, opts.shape, "stream-w", cap.max(1)).await?;
+    let mut fleet = LiveFleet::start(env, opts.shape, "stream-w", cap).await?;
     let addr = fleet.addr;
-    let reader = reader_runtime()?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let limit = Instant::now() + CONNECT_LIMIT;
-    reader.spawn(observer(addr, Arc::clone(&fleet.flips), stop.clone()));
     let connected = Arc::new(AtomicUsize::new(0));
     let mut subscribers = JoinSet::new();
     for _ in 0..opts.subscribers {
-        subscribers.spawn_on(
-            summaries(
-                addr,
-                Arc::clone(&fleet.flips),
-                Arc::clone(&connected),
-                stop.clone(),
-            ),
-            reader.handle(),
-        );
+        let flips = Arc::clone(&fleet.flips);
+        let task = summaries(addr, flips, Arc::clone(&connected), fleet.stop_signal());
+        fleet.spawn_into(&mut subscribers, task);
     }
     wait_for(&connected, opts.subscribers, limit).await;
     fleet.settle(limit).await?;
 
-    let start = Instant::now();
-    fleet.beat(start, Some(start + opts.duration));
-    let queen_before = fleet.queen.stats()?;
-    let bench_before = own_cpu_seconds();
-    fleet.change.set_flipping(true);
-    tokio::time::sleep_until(start + opts.duration).await;
-    fleet.change.set_flipping(false);
-    let flips = fleet.flips.count();
-    let seconds = start.elapsed().as_secs_f64();
-    let queen_after = fleet.queen.stats()?;
-    let bench_after = own_cpu_seconds();
-    let beats = fleet.stop_beats().await;
-    let n = u32::try_from(connected.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
-    fleet
-        .flips
-        .drain(0..flips, n, Instant::now() + opts.drain)
-        .await;
-    let _ = stop_tx.send(true);
-
+    let n = connected.load(Ordering::SeqCst);
+    let window = fleet.flip_window(opts.duration, opts.drain, n).await?;
+    fleet.stop_readers();
     let mut total = SubscriberResult::default();
     let mut errors = 0;
     while let Some(joined) = subscribers.join_next().await {
@@ -262,19 +233,17 @@ async fn run_one(env: &Env, opts: &StreamRun) -> anyhow::Result<StreamFigures> {
         total.summaries += r.summaries;
         total.summary_bytes = total.summary_bytes.max(r.summary_bytes);
     }
-    reader.shutdown_background();
-    let n = connected.load(Ordering::SeqCst);
     let (delivery_all, incomplete) = fleet
         .flips
-        .all_delivered(0..flips, u32::try_from(n).unwrap_or(u32::MAX));
+        .all_delivered(0..window.flips, u32::try_from(n).unwrap_or(u32::MAX));
     let other_changes = fleet.flips.others();
     let (changer, peak) = fleet.stop().await;
     Ok(StreamFigures {
         workers: opts.shape.workers,
         subscribers: n,
-        seconds,
-        flips: flips as u64,
-        beats: BeatFigures::new(&beats, &changer, seconds),
+        seconds: window.seconds,
+        flips: window.flips as u64,
+        beats: BeatFigures::new(&window.beats, &changer, window.seconds),
         delivery: total.delivery.summary(),
         delivery_all,
         goal_ms: opts.goal_ms,
@@ -284,8 +253,8 @@ async fn run_one(env: &Env, opts: &StreamRun) -> anyhow::Result<StreamFigures> {
         other_changes,
         subscriber_errors: errors,
         peak_rss_bytes: peak,
-        cpu_share: ratio(queen_after.cpu_seconds - queen_before.cpu_seconds, seconds),
-        bench_cpu_share: ratio(bench_after - bench_before, seconds),
+        cpu_share: window.cpu_share,
+        bench_cpu_share: window.bench_cpu_share,
     })
 }
 

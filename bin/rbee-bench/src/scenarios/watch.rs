@@ -18,12 +18,9 @@ use crate::{
     Env,
     config::BenchArgs,
     report::Check,
-    scenarios::{
-        changes::{
-            BeatFigures, CONNECT_LIMIT, FleetShape, FlipLog, LiveFleet, Stop, WATCH_PATH,
-            next_or_stop, observer, reader_runtime, resolve_event, stopped,
-        },
-        own_cpu_seconds,
+    scenarios::changes::{
+        BeatFigures, CONNECT_LIMIT, FleetShape, FlipLog, LiveFleet, Stop, WATCH_PATH, next_or_stop,
+        resolve_event, stopped,
     },
     sse::subscribe,
     stats::{Latency, Summary, ratio},
@@ -268,60 +265,36 @@ struct ReaderResult {
 /// Runs one watch run.
 pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures> {
     let cap = (f64::from(opts.shape.change_rate) * (opts.duration.as_secs_f64() + 5.0)) as usize;
-    let mut fleet = LiveFleet::start(env, opts.shape, "watch-w", cap.max(1)).await?;
+    let mut fleet = LiveFleet::start(env, opts.shape, "watch-w", cap).await?;
     let addr = fleet.addr;
-    let reader = reader_runtime()?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let limit = Instant::now() + CONNECT_LIMIT;
-
-    reader.spawn(observer(addr, Arc::clone(&fleet.flips), stop.clone()));
     let synced = Arc::new(AtomicUsize::new(0));
     let mut readers = JoinSet::new();
     for _ in 0..opts.subscribers {
-        readers.spawn_on(
-            read_watch(
-                addr,
-                Arc::clone(&fleet.flips),
-                Arc::clone(&synced),
-                stop.clone(),
-            ),
-            reader.handle(),
-        );
+        let flips = Arc::clone(&fleet.flips);
+        let task = read_watch(addr, flips, Arc::clone(&synced), fleet.stop_signal());
+        fleet.spawn_into(&mut readers, task);
     }
     wait_for(&synced, opts.subscribers, limit).await;
     let stalled_ready = Arc::new(AtomicUsize::new(0));
     let mut stalled = JoinSet::new();
     for i in 0..opts.stalled {
-        stalled.spawn_on(
-            stall(addr, i % 2 == 0, Arc::clone(&stalled_ready), stop.clone()),
-            reader.handle(),
+        let task = stall(
+            addr,
+            i % 2 == 0,
+            Arc::clone(&stalled_ready),
+            fleet.stop_signal(),
         );
+        fleet.spawn_into(&mut stalled, task);
     }
     wait_for(&stalled_ready, opts.stalled, limit).await;
     fleet.settle(limit).await?;
 
-    let rss_start = fleet.queen.stats()?.rss_bytes;
-    let start = Instant::now();
-    fleet.beat(start, Some(start + opts.duration));
-    let queen_before = fleet.queen.stats()?;
-    let bench_before = own_cpu_seconds();
-    fleet.change.set_flipping(true);
-    tokio::time::sleep_until(start + opts.duration).await;
-    fleet.change.set_flipping(false);
-    let flips = fleet.flips.count();
-    let seconds = start.elapsed().as_secs_f64();
-    let queen_after = fleet.queen.stats()?;
-    let bench_after = own_cpu_seconds();
-    let beats = fleet.stop_beats().await;
-    // The last flips' events need a moment to arrive.
-    let n = u32::try_from(synced.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
-    fleet
-        .flips
-        .drain(0..flips, n, Instant::now() + opts.drain)
-        .await;
-    let rss_end = fleet.queen.stats()?.rss_bytes;
-    let _ = stop_tx.send(true);
-
+    let subscribers = synced.load(Ordering::SeqCst);
+    let window = fleet
+        .flip_window(opts.duration, opts.drain, subscribers)
+        .await?;
+    fleet.stop_readers();
     let mut total = ReaderResult::default();
     let mut errors = 0;
     while let Some(joined) = readers.join_next().await {
@@ -333,9 +306,8 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
         total.sync_bytes = total.sync_bytes.max(r.sync_bytes);
     }
     while stalled.join_next().await.is_some() {}
-    reader.shutdown_background();
+    let flips = window.flips;
     let other_changes = fleet.flips.others();
-    let subscribers = synced.load(Ordering::SeqCst);
     let (delivery_all, incomplete) = fleet
         .flips
         .all_delivered(0..flips, u32::try_from(subscribers).unwrap_or(u32::MAX));
@@ -345,10 +317,10 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
         workers: opts.shape.workers,
         subscribers,
         stalled: stalled_ready.load(Ordering::SeqCst),
-        seconds,
+        seconds: window.seconds,
         flips: flips as u64,
-        flip_rate: ratio(flips as f64, seconds),
-        beats: BeatFigures::new(&beats, &changer, seconds),
+        flip_rate: ratio(flips as f64, window.seconds),
+        beats: BeatFigures::new(&window.beats, &changer, window.seconds),
         delivery: total.delivery.summary(),
         delivery_all,
         deliveries: total.received,
@@ -358,11 +330,11 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
         other_changes,
         subscriber_errors: errors,
         sync_bytes: total.sync_bytes,
-        rss_start_bytes: rss_start,
-        rss_end_bytes: rss_end,
+        rss_start_bytes: window.rss_start_bytes,
+        rss_end_bytes: window.rss_end_bytes,
         peak_rss_bytes: peak,
-        cpu_share: ratio(queen_after.cpu_seconds - queen_before.cpu_seconds, seconds),
-        bench_cpu_share: ratio(bench_after - bench_before, seconds),
+        cpu_share: window.cpu_share,
+        bench_cpu_share: window.bench_cpu_share,
     })
 }
 

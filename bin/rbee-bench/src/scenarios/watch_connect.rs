@@ -13,7 +13,7 @@ use crate::{
     scenarios::{
         changes::{
             BeatFigures, CONNECT_LIMIT, FleetShape, LiveFleet, Stop, WATCH_PATH, next_or_stop,
-            reader_runtime, stopped,
+            stopped,
         },
         own_cpu_seconds,
     },
@@ -138,22 +138,18 @@ struct SyncTimes {
 
 /// Runs the watch-connect scenario.
 pub async fn run(env: &Env, opts: &ConnectOptions) -> anyhow::Result<ConnectFigures> {
-    let mut fleet = LiveFleet::start(env, opts.shape, "connect-w", 1).await?;
+    let mut fleet = LiveFleet::start(env, opts.shape, "connect-w", 0).await?;
     let addr = fleet.addr;
-    let reader = reader_runtime()?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let start = Instant::now() + opts.settle;
     fleet.beat(start, None);
     tokio::time::sleep_until(start).await;
-    let queen_before = fleet.queen.stats()?;
+    let queen_before = fleet.queen()?.stats()?;
     let bench_before = own_cpu_seconds();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut subscribers = JoinSet::new();
     for _ in 0..opts.subscribers {
-        subscribers.spawn_on(
-            connect(addr, start, done_tx.clone(), stop.clone()),
-            reader.handle(),
-        );
+        let task = connect(addr, start, done_tx.clone(), fleet.stop_signal());
+        fleet.spawn_into(&mut subscribers, task);
     }
     drop(done_tx);
     let limit = start + CONNECT_LIMIT;
@@ -165,12 +161,11 @@ pub async fn run(env: &Env, opts: &ConnectOptions) -> anyhow::Result<ConnectFigu
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let queen_after = fleet.queen.stats()?;
+    let queen_after = fleet.queen()?.stats()?;
     let bench_after = own_cpu_seconds();
     let beats = fleet.stop_beats().await;
-    let _ = stop_tx.send(true);
+    fleet.stop_readers();
     while subscribers.join_next().await.is_some() {}
-    reader.shutdown_background();
     let (changer, peak) = fleet.stop().await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

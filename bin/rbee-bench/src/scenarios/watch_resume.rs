@@ -19,10 +19,7 @@ use crate::{
     config::BenchArgs,
     report::Check,
     scenarios::{
-        changes::{
-            CONNECT_LIMIT, FleetShape, LiveFleet, Stop, WATCH_PATH, next_or_stop, observer,
-            reader_runtime,
-        },
+        changes::{CONNECT_LIMIT, FleetShape, LiveFleet, Stop, WATCH_PATH, next_or_stop},
         watch::wait_for,
     },
     sse::{json_u64, subscribe, subscribe_with},
@@ -150,28 +147,25 @@ struct Resumed {
 pub async fn run(env: &Env, opts: &ResumeOptions) -> anyhow::Result<ResumeFigures> {
     let mut fleet = LiveFleet::start(env, opts.shape, "resume-w", opts.changes + 1).await?;
     let addr = fleet.addr;
-    let reader = reader_runtime()?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let (away_tx, away) = tokio::sync::watch::channel(false);
     let (target_tx, target) = tokio::sync::watch::channel(0u64);
     let limit = Instant::now() + CONNECT_LIMIT;
     fleet.beat(Instant::now(), None);
-    reader.spawn(observer(addr, Arc::clone(&fleet.flips), stop.clone()));
     fleet.settle(limit).await?;
 
     let synced = Arc::new(AtomicUsize::new(0));
     let away_count = Arc::new(AtomicUsize::new(0));
     let mut subscribers = JoinSet::new();
     for _ in 0..opts.subscribers {
-        let run = resume(
+        let task = resume(
             addr,
             Arc::clone(&synced),
             Arc::clone(&away_count),
             away.clone(),
             target.clone(),
-            stop.clone(),
+            fleet.stop_signal(),
         );
-        subscribers.spawn_on(run, reader.handle());
+        fleet.spawn_into(&mut subscribers, task);
     }
     wait_for(&synced, opts.subscribers, limit).await;
     let _ = away_tx.send(true);
@@ -191,9 +185,8 @@ pub async fn run(env: &Env, opts: &ResumeOptions) -> anyhow::Result<ResumeFigure
     while let Ok(Some(joined)) = tokio::time::timeout_at(end, subscribers.join_next()).await {
         results.push(joined.unwrap_or_default());
     }
-    let _ = stop_tx.send(true);
+    fleet.stop_readers();
     while subscribers.join_next().await.is_some() {}
-    reader.shutdown_background();
     let other_changes = fleet.flips.others();
     let changes = fleet.flips.count() as u64;
     let _ = fleet.stop().await;
