@@ -124,6 +124,10 @@ pub struct BenchArgs {
     /// Watch-stalled: watchers that stop reading.
     #[arg(long, default_value_t = 500)]
     pub stalled_watchers: usize,
+    /// Watch-stalled: receive buffer of each stalled watcher's socket, in bytes (0: the system's
+    /// autotuned one, which on loopback absorbs megabytes before the queen feels the stall).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub stalled_rcvbuf: u32,
     /// Watch-stalled: watchers that keep reading.
     #[arg(long, default_value_t = 50)]
     pub stalled_readers: usize,

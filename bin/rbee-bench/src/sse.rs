@@ -7,7 +7,11 @@
 use std::{collections::VecDeque, io, net::SocketAddr};
 
 use chrono::{DateTime, Utc};
-use tokio::{io::AsyncWriteExt, net::TcpStream, time::Instant};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpSocket, TcpStream},
+    time::Instant,
+};
 
 use crate::http::{parse_head, read_more};
 
@@ -55,7 +59,25 @@ pub async fn subscribe_with(
     path: &str,
     last_event_id: Option<&str>,
 ) -> io::Result<SseStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+    subscribe_opts(addr, path, last_event_id, None).await
+}
+
+/// Like [`subscribe_with`], with the socket's receive buffer set to `recv_buffer` bytes when given
+/// (a small one makes a client that stops reading push back on the server at once).
+pub async fn subscribe_opts(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+    recv_buffer: Option<u32>,
+) -> io::Result<SseStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let resume = last_event_id
         .map(|id| format!("last-event-id: {id}\r\n"))

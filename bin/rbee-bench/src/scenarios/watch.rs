@@ -22,7 +22,7 @@ use crate::{
         BeatFigures, CONNECT_LIMIT, FleetShape, FlipLog, LiveFleet, Stop, WATCH_PATH, next_or_stop,
         resolve_event, stopped,
     },
-    sse::subscribe,
+    sse::{subscribe, subscribe_opts},
     stats::{Latency, Summary, ratio},
 };
 
@@ -39,6 +39,8 @@ pub struct WatchOptions {
     pub subscribers: usize,
     /// Watchers that stop reading after (part of) their `sync`.
     pub stalled: usize,
+    /// Receive buffer of each stalled watcher's socket, in bytes; `None` for the system's.
+    pub stalled_rcvbuf: Option<u32>,
     /// Measured time with flips.
     pub duration: Duration,
     /// The most time after the last flip for its events to reach every subscriber.
@@ -53,6 +55,7 @@ impl WatchOptions {
                 shape: FleetShape::quick(300, 20),
                 subscribers: 20,
                 stalled: 0,
+                stalled_rcvbuf: None,
                 duration: Duration::from_secs(2),
                 drain: Duration::from_secs(5),
             };
@@ -61,6 +64,7 @@ impl WatchOptions {
             shape: FleetShape::full(args.watch_workers, args.change_rate),
             subscribers: args.watch_subscribers,
             stalled: 0,
+            stalled_rcvbuf: None,
             duration: args.duration,
             drain: Duration::from_secs(5),
         }
@@ -69,6 +73,7 @@ impl WatchOptions {
     /// The `watch-stalled` scenario's settings (its stalled run; the baseline has none).
     pub fn stalled_from_args(args: &BenchArgs) -> Self {
         let mut opts = Self::from_args(args);
+        opts.stalled_rcvbuf = (args.stalled_rcvbuf > 0).then_some(args.stalled_rcvbuf);
         if args.quick {
             opts.subscribers = 5;
             opts.stalled = 20;
@@ -89,6 +94,8 @@ pub struct WatchFigures {
     pub subscribers: usize,
     /// Stalled watchers that got as far as they read.
     pub stalled: usize,
+    /// Receive buffer of their sockets, in bytes (0: the system's).
+    pub stalled_rcvbuf: u32,
     /// Measured seconds.
     pub seconds: f64,
     /// Flips made in the window.
@@ -130,9 +137,14 @@ pub struct WatchFigures {
 impl WatchFigures {
     /// Writes the run's lines of the text report.
     pub fn write_text(&self, s: &mut String) -> std::fmt::Result {
+        let buffer = match (self.stalled, self.stalled_rcvbuf) {
+            (0, _) => String::new(),
+            (_, 0) => " (system receive buffer)".to_owned(),
+            (_, bytes) => format!(" (receive buffer {bytes} B)"),
+        };
         writeln!(
             s,
-            "  {} workers, {} subscribers, {} stalled, {:.1} s, {} flips ({:.1}/s)",
+            "  {} workers, {} subscribers, {} stalled{buffer}, {:.1} s, {} flips ({:.1}/s)",
             self.workers, self.subscribers, self.stalled, self.seconds, self.flips, self.flip_rate
         )?;
         self.beats.write_text(s)?;
@@ -282,6 +294,7 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
         let task = stall(
             addr,
             i % 2 == 0,
+            opts.stalled_rcvbuf,
             Arc::clone(&stalled_ready),
             fleet.stop_signal(),
         );
@@ -317,6 +330,7 @@ pub async fn run(env: &Env, opts: &WatchOptions) -> anyhow::Result<WatchFigures>
         workers: opts.shape.workers,
         subscribers,
         stalled: stalled_ready.load(Ordering::SeqCst),
+        stalled_rcvbuf: opts.stalled_rcvbuf.unwrap_or(0),
         seconds: window.seconds,
         flips: flips as u64,
         flip_rate: ratio(flips as f64, window.seconds),
@@ -381,8 +395,14 @@ async fn read_watch(
 
 /// One stalled watcher: reads all of its `sync` or only its start, then holds the connection
 /// without reading until the end.
-async fn stall(addr: SocketAddr, whole_sync: bool, ready: Arc<AtomicUsize>, mut stop: Stop) {
-    let Ok(mut stream) = subscribe(addr, WATCH_PATH).await else {
+async fn stall(
+    addr: SocketAddr,
+    whole_sync: bool,
+    rcvbuf: Option<u32>,
+    ready: Arc<AtomicUsize>,
+    mut stop: Stop,
+) {
+    let Ok(mut stream) = subscribe_opts(addr, WATCH_PATH, None, rcvbuf).await else {
         return;
     };
     if whole_sync {
