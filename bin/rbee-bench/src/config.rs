@@ -50,6 +50,16 @@ pub enum Scenario {
     Detect,
     /// Resident memory per registered worker.
     Memory,
+    /// Changes reaching a thousand `/v1/watch` subscribers at fleet scale.
+    Watch,
+    /// A thousand watch subscribers connecting at once: time until all have their `sync`.
+    WatchConnect,
+    /// Watch subscribers resuming with `Last-Event-ID` after missing changes.
+    WatchResume,
+    /// Changes reaching summary-stream subscribers, at two fleet sizes.
+    Stream,
+    /// Reading watchers next to stalled ones, compared with a run without stalled ones.
+    WatchStalled,
     /// Every scenario.
     All,
 }
@@ -99,6 +109,28 @@ pub struct BenchArgs {
     /// Memory: distinct workers registered.
     #[arg(long, default_value_t = 100_000)]
     pub memory_workers: usize,
+    /// Watch scenarios: simulated workers (each beats every 5 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub watch_workers: usize,
+    /// Watch scenarios: `/v1/watch` subscribers.
+    #[arg(long, default_value_t = 1_000)]
+    pub watch_subscribers: usize,
+    /// Watch and stream scenarios: material changes per second (status flips).
+    #[arg(long, default_value_t = 100)]
+    pub change_rate: u32,
+    /// Watch-resume: changes made while the subscribers are away.
+    #[arg(long, default_value_t = 1_000)]
+    pub resume_changes: usize,
+    /// Watch-stalled: watchers that stop reading.
+    #[arg(long, default_value_t = 500)]
+    pub stalled_watchers: usize,
+    /// Watch-stalled: receive buffer of each stalled watcher's socket, in bytes (0: the system's
+    /// autotuned one, which on loopback absorbs megabytes before the queen feels the stall).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub stalled_rcvbuf: u32,
+    /// Watch-stalled: watchers that keep reading.
+    #[arg(long, default_value_t = 50)]
+    pub stalled_readers: usize,
 }
 
 impl BenchArgs {

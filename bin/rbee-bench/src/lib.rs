@@ -1,5 +1,5 @@
-//! rbee-bench: measures queen-rbee against a ceiling server (ingest), at fleet scale, for detection delay
-//! and for memory per entry, all on 127.0.0.1 and bounded in time.
+//! rbee-bench: measures queen-rbee against a ceiling server (ingest), at fleet scale, for detection delay,
+//! for memory per entry, and for its watch and summary streams, all on 127.0.0.1 and bounded in time.
 //!
 //! Every scenario starts its own server processes and kills them when it ends.
 
@@ -152,6 +152,46 @@ async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {
             scenarios::memory::run(env, &opts)
                 .await
                 .context("memory scenario")?,
+        );
+    }
+    if args.runs(Scenario::Watch) {
+        let opts = scenarios::watch::WatchOptions::from_args(args);
+        report.watch = Some(
+            scenarios::watch::run(env, &opts)
+                .await
+                .context("watch scenario")?,
+        );
+    }
+    if args.runs(Scenario::WatchConnect) {
+        let opts = scenarios::watch_connect::ConnectOptions::from_args(args);
+        report.watch_connect = Some(
+            scenarios::watch_connect::run(env, &opts)
+                .await
+                .context("watch-connect scenario")?,
+        );
+    }
+    if args.runs(Scenario::WatchResume) {
+        let opts = scenarios::watch_resume::ResumeOptions::from_args(args);
+        report.watch_resume = Some(
+            scenarios::watch_resume::run(env, &opts)
+                .await
+                .context("watch-resume scenario")?,
+        );
+    }
+    if args.runs(Scenario::Stream) {
+        let opts = scenarios::stream::StreamOptions::from_args(args);
+        report.stream = Some(
+            scenarios::stream::run(env, &opts)
+                .await
+                .context("stream scenario")?,
+        );
+    }
+    if args.runs(Scenario::WatchStalled) {
+        let opts = scenarios::watch::WatchOptions::stalled_from_args(args);
+        report.watch_stalled = Some(
+            scenarios::watch::run_stalled(env, &opts)
+                .await
+                .context("watch-stalled scenario")?,
         );
     }
     Ok(report)

@@ -8,7 +8,14 @@ use crate::{
     Env,
     config::BenchArgs,
     scenarios::{
-        detect::DetectFigures, fleet::FleetFigures, ingest::IngestFigures, memory::MemoryFigures,
+        detect::DetectFigures,
+        fleet::FleetFigures,
+        ingest::IngestFigures,
+        memory::MemoryFigures,
+        stream::StreamScenario,
+        watch::{StalledFigures, WatchFigures},
+        watch_connect::ConnectFigures,
+        watch_resume::ResumeFigures,
     },
 };
 
@@ -35,6 +42,16 @@ pub struct Report {
     pub detect: Option<DetectFigures>,
     /// Memory figures, when run.
     pub memory: Option<MemoryFigures>,
+    /// Watch figures, when run.
+    pub watch: Option<WatchFigures>,
+    /// Watch-connect figures, when run.
+    pub watch_connect: Option<ConnectFigures>,
+    /// Watch-resume figures, when run.
+    pub watch_resume: Option<ResumeFigures>,
+    /// Summary-stream figures, when run.
+    pub stream: Option<StreamScenario>,
+    /// Watch-stalled figures, when run.
+    pub watch_stalled: Option<StalledFigures>,
 }
 
 /// One figure compared with its target.
@@ -63,6 +80,11 @@ impl Report {
             fleet: None,
             detect: None,
             memory: None,
+            watch: None,
+            watch_connect: None,
+            watch_resume: None,
+            stream: None,
+            watch_stalled: None,
         }
     }
 
@@ -126,6 +148,11 @@ impl Report {
                 d.false_positives == 0,
             );
         }
+        out.extend(self.watch.iter().flat_map(WatchFigures::checks));
+        out.extend(self.watch_connect.iter().flat_map(ConnectFigures::checks));
+        out.extend(self.watch_resume.iter().flat_map(ResumeFigures::checks));
+        out.extend(self.stream.iter().flat_map(StreamScenario::checks));
+        out.extend(self.watch_stalled.iter().flat_map(StalledFigures::checks));
         out
     }
 
@@ -210,6 +237,28 @@ impl Report {
             m.insert("bytes_per_worker".into(), json!(mem.bytes_per_worker));
             m.insert("memory_register_rps".into(), json!(mem.register_rps));
         }
+        // The stream scenarios' figures go in whole, one object each.
+        let nested = [
+            ("watch", self.watch.as_ref().map(serde_json::to_value)),
+            (
+                "watch_connect",
+                self.watch_connect.as_ref().map(serde_json::to_value),
+            ),
+            (
+                "watch_resume",
+                self.watch_resume.as_ref().map(serde_json::to_value),
+            ),
+            ("stream", self.stream.as_ref().map(serde_json::to_value)),
+            (
+                "watch_stalled",
+                self.watch_stalled.as_ref().map(serde_json::to_value),
+            ),
+        ];
+        for (name, value) in nested {
+            if let Some(Ok(value)) = value {
+                m.insert(name.into(), value);
+            }
+        }
         let checks: Map<String, Value> = self
             .checks()
             .iter()
@@ -290,7 +339,7 @@ impl Report {
             )?;
             writeln!(
                 s,
-                "  snapshot delivery (complete event) p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  over {} events of ~{} KiB",
+                "  summary delivery (complete event) p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  over {} events of ~{} KiB",
                 f.delivery.p50_ms,
                 f.delivery.p99_ms,
                 f.delivery.max_ms,
@@ -299,7 +348,7 @@ impl Report {
             )?;
             writeln!(
                 s,
-                "  snapshot first byte p50 {:.1} ms  p99 {:.1} ms;  subscriber errors {}",
+                "  summary first byte p50 {:.1} ms  p99 {:.1} ms;  subscriber errors {}",
                 f.delivery_first_byte.p50_ms, f.delivery_first_byte.p99_ms, f.subscriber_errors
             )?;
             writeln!(
@@ -337,6 +386,22 @@ impl Report {
                 m.peak_rss_bytes as f64 / MIB,
                 m.bytes_per_worker
             )?;
+        }
+        if let Some(w) = &self.watch {
+            writeln!(s, "\n[watch]")?;
+            w.write_text(s)?;
+        }
+        if let Some(c) = &self.watch_connect {
+            c.write_text(s)?;
+        }
+        if let Some(r) = &self.watch_resume {
+            r.write_text(s)?;
+        }
+        if let Some(st) = &self.stream {
+            st.write_text(s)?;
+        }
+        if let Some(st) = &self.watch_stalled {
+            st.write_text(s)?;
         }
         let checks = self.checks();
         if !checks.is_empty() {

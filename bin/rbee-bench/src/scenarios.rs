@@ -1,9 +1,14 @@
-//! The four scenarios, one module each.
+//! The scenarios, one module each, and what the watch and stream scenarios share.
 
+pub mod changes;
 pub mod detect;
 pub mod fleet;
 pub mod ingest;
 pub mod memory;
+pub mod stream;
+pub mod watch;
+pub mod watch_connect;
+pub mod watch_resume;
 
 use std::time::Duration;
 

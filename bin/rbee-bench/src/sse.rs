@@ -1,13 +1,17 @@
 //! A light Server-Sent Events client: plain TCP, a chunked-transfer decoder and a streaming line parser.
 //!
-//! A thousand subscribers each receive every snapshot, which can be megabytes long, so the parser keeps only
-//! the first few kilobytes of each line (enough for a snapshot's `seq` and `timestamp`, or a whole transition)
-//! and skips the rest with `memchr`.
+//! A thousand subscribers each receive every summary and every watch `sync`, which can be megabytes long, so
+//! the parser keeps only the first few kilobytes of each line (enough for the `seq`, `timestamp` and
+//! `revision` at their start, or a whole transition or upsert) and skips the rest with `memchr`.
 
 use std::{collections::VecDeque, io, net::SocketAddr};
 
 use chrono::{DateTime, Utc};
-use tokio::{io::AsyncWriteExt, net::TcpStream, time::Instant};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpSocket, TcpStream},
+    time::Instant,
+};
 
 use crate::http::{parse_head, read_more};
 
@@ -41,13 +45,47 @@ pub struct SseStream {
     parser: SseParser,
 }
 
+/// How much one read takes from the socket: large, because a watch `sync` is megabytes long.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Opens `GET path` on `addr` and checks for a `200` answer.
 pub async fn subscribe(addr: SocketAddr, path: &str) -> io::Result<SseStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+    subscribe_with(addr, path, None).await
+}
+
+/// Opens `GET path` on `addr`, sending `Last-Event-ID` when given, and checks for a `200` answer.
+pub async fn subscribe_with(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> io::Result<SseStream> {
+    subscribe_opts(addr, path, last_event_id, None).await
+}
+
+/// Like [`subscribe_with`], with the socket's receive buffer set to `recv_buffer` bytes when given
+/// (a small one makes a client that stops reading push back on the server at once).
+pub async fn subscribe_opts(
+    addr: SocketAddr,
+    path: &str,
+    last_event_id: Option<&str>,
+    recv_buffer: Option<u32>,
+) -> io::Result<SseStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n\r\n");
+    let resume = last_event_id
+        .map(|id| format!("last-event-id: {id}\r\n"))
+        .unwrap_or_default();
+    let req =
+        format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n{resume}\r\n");
     stream.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     let head = loop {
         if let Some(head) = parse_head(&buf)? {
             break head;
@@ -85,6 +123,35 @@ impl SseStream {
             }
         }
     }
+
+    /// Reads once from the socket and parses what came; returns the bytes read (0 at the end).
+    pub async fn read_some(&mut self) -> io::Result<usize> {
+        if self.parser.ended {
+            return Ok(0);
+        }
+        self.buf.clear();
+        match read_more(&mut self.stream, &mut self.buf).await {
+            Ok(()) => {
+                self.parser.feed(&self.buf, Instant::now());
+                Ok(self.buf.len())
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.parser.ended = true;
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Returns an event already parsed, without reading.
+    pub fn pop(&mut self) -> Option<SseEvent> {
+        self.parser.pop()
+    }
+
+    /// The id of the last event dispatched, as a browser would send it in `Last-Event-ID`.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.parser.last_event_id.as_deref()
+    }
 }
 
 /// The byte-level parser, independent of I/O so that it can be tested on any split of the input.
@@ -101,6 +168,9 @@ pub struct SseParser {
     event_bytes: u64,
     ready: VecDeque<SseEvent>,
     ended: bool,
+    /// The `id:` of the event being read; it becomes `last_event_id` when the event ends.
+    pending_id: Option<String>,
+    last_event_id: Option<String>,
 }
 
 impl SseParser {
@@ -118,6 +188,8 @@ impl SseParser {
             event_bytes: 0,
             ready: VecDeque::new(),
             ended: false,
+            pending_id: None,
+            last_event_id: None,
         }
     }
 
@@ -191,6 +263,7 @@ impl SseParser {
             };
             match field {
                 b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+                b"id" => self.pending_id = Some(String::from_utf8_lossy(value).into_owned()),
                 b"data" => {
                     if self.has_data {
                         self.data.push(b'\n');
@@ -207,6 +280,10 @@ impl SseParser {
     }
 
     fn dispatch(&mut self, now: Instant) {
+        // As in a browser, an id counts even for an event without data (a keep-alive with an id).
+        if let Some(id) = self.pending_id.take() {
+            self.last_event_id = Some(id);
+        }
         let first_byte = self.first_byte.take().unwrap_or(now);
         let event = self.event.take();
         let bytes = std::mem::take(&mut self.event_bytes);
@@ -300,6 +377,34 @@ impl Dechunk {
     }
 }
 
+/// Extracts the first unsigned integer after `"key":` from the start of some JSON.
+pub fn json_u64(data: &[u8], key: &str) -> Option<u64> {
+    let mut pattern = Vec::with_capacity(key.len() + 3);
+    pattern.push(b'"');
+    pattern.extend_from_slice(key.as_bytes());
+    pattern.extend_from_slice(b"\":");
+    let start = memchr::memmem::find(data, &pattern)? + pattern.len();
+    let digits = data[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&data[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Extracts the first string value of `"key":"…"` from some JSON (no escapes expected).
+pub fn json_str<'a>(data: &'a [u8], key: &str) -> Option<&'a str> {
+    let mut pattern = Vec::with_capacity(key.len() + 4);
+    pattern.push(b'"');
+    pattern.extend_from_slice(key.as_bytes());
+    pattern.extend_from_slice(b"\":\"");
+    let start = memchr::memmem::find(data, &pattern)? + pattern.len();
+    let len = memchr::memchr(b'"', &data[start..])?;
+    std::str::from_utf8(&data[start..start + len]).ok()
+}
+
 /// Extracts the `"timestamp"` of a snapshot from the start of its JSON.
 pub fn snapshot_timestamp(data: &[u8]) -> Option<DateTime<Utc>> {
     const KEY: &[u8] = b"\"timestamp\":\"";
@@ -361,6 +466,21 @@ mod tests {
         assert!(events[0].data.len() <= LINE_CAP);
         assert_eq!(events[0].event, "message");
         assert!(snapshot_timestamp(&events[0].data).is_some());
+    }
+
+    #[test]
+    fn ids_survive_data_less_events_and_fields_are_found() {
+        let body = "event: sync\nid: e1:7\ndata: {\"epoch\":\"e1\",\"revision\":7,\"workers\":[]}\n\n\
+                    : keep-alive\nid: e1:9\n\n";
+        let mut p = SseParser::new(false);
+        p.feed(body.as_bytes(), Instant::now());
+        let sync = p.pop().unwrap();
+        assert_eq!(sync.event, "sync");
+        assert_eq!(json_u64(&sync.data, "revision"), Some(7));
+        assert_eq!(json_str(&sync.data, "epoch"), Some("e1"));
+        assert_eq!(json_u64(&sync.data, "missing"), None);
+        assert!(p.pop().is_none());
+        assert_eq!(p.last_event_id.as_deref(), Some("e1:9"));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Fleet: thousands of workers beating at their normal pace while a thousand subscribers read the stream.
+//! Fleet: thousands of workers beating at their normal pace while a thousand subscribers read the summary
+//! stream. With no material change, its events are the periodic summaries (counts and online ids); their
+//! delivery is measured from the `timestamp` each carries.
 
 use std::{
     net::SocketAddr,
@@ -78,11 +80,11 @@ impl FleetOptions {
 pub struct FleetFigures {
     /// Simulated workers.
     pub workers: usize,
-    /// Subscribers that connected and read their first snapshot.
+    /// Subscribers that connected and read their first summary.
     pub subscribers: usize,
     /// Measured seconds.
     pub seconds: f64,
-    /// The queen's snapshot interval, in seconds.
+    /// The queen's snapshot interval (the period of the summary event), in seconds.
     pub snapshot_interval_s: f64,
     /// Heartbeats per second answered 200.
     pub hb_rps: f64,
@@ -92,13 +94,13 @@ pub struct FleetFigures {
     pub hb_failed: u64,
     /// How late beats left compared with their schedule (the bench's own lag).
     pub hb_send_lag: Summary,
-    /// Delay from a snapshot's `timestamp` to the whole event having arrived, over all subscribers.
+    /// Delay from a summary's `timestamp` to the whole event having arrived, over all subscribers.
     pub delivery: Summary,
-    /// Delay from a snapshot's `timestamp` to its first byte arriving.
+    /// Delay from a summary's `timestamp` to its first byte arriving.
     pub delivery_first_byte: Summary,
-    /// Snapshot events received by all subscribers in the window (the one sent on connect excluded).
+    /// Summary events received by all subscribers in the window (the one sent on connect excluded).
     pub snapshots_received: u64,
-    /// Approximate size of one snapshot event, in bytes.
+    /// Approximate size of one summary event, in bytes.
     pub snapshot_bytes: u64,
     /// Subscribers whose stream failed.
     pub subscriber_errors: usize,
@@ -150,7 +152,7 @@ pub async fn run(env: &Env, opts: &FleetOptions) -> anyhow::Result<FleetFigures>
         queen.log_tail()
     );
 
-    // The stream window ends with the beats; the margin lets the last snapshot arrive.
+    // The stream window ends with the beats; the margin lets the last summary arrive.
     let connected = Arc::new(AtomicUsize::new(0));
     let hard_end = Instant::now() + CONNECT_LIMIT + opts.duration + Duration::from_secs(2);
     let end = Arc::new(tokio::sync::OnceCell::new());
@@ -186,7 +188,7 @@ pub async fn run(env: &Env, opts: &FleetOptions) -> anyhow::Result<FleetFigures>
     let seconds = start.elapsed().as_secs_f64();
     let queen_after = queen.stats()?;
     let bench_after = own_cpu_seconds();
-    // Stop reading once the beats have ended and the last snapshot had time to arrive.
+    // Stop reading once the beats have ended and the last summary had time to arrive.
     let _ = end.set(Instant::now() + Duration::from_millis(500));
 
     let mut total = SubscriberResult::default();
@@ -250,7 +252,7 @@ async fn subscriber(
                     continue;
                 }
                 if std::mem::take(&mut first) {
-                    // The snapshot sent on connect can be old by design; only pushed ones count. A subscriber
+                    // The summary sent on connect can be old by design; only pushed ones count. A subscriber
                     // is ready once it has read it, so the window does not start with the initial burst.
                     connected.fetch_add(1, Ordering::SeqCst);
                     continue;
