@@ -4,15 +4,20 @@
 //! `main` parses [`Config`], binds, and calls [`run`]; tests build a [`router`] or call [`run`]
 //! with a port-0 listener.
 
+mod changelog;
 mod config;
 mod error;
 mod events;
+mod fleet;
 mod http;
+mod kinds;
 mod metrics;
 mod serve;
 mod sse;
 mod state;
+mod summary;
 mod tasks;
+mod watch;
 
 pub use config::{Config, ConfigError, Token};
 pub use error::{ApiError, AppJson};
@@ -38,7 +43,8 @@ pub async fn run(
     config.validate()?;
     let state = AppState::new(&config, shutdown.clone());
     let tasks = TaskTracker::new();
-    tasks.spawn(tasks::publish_snapshots(state.clone()));
+    tasks.spawn(tasks::publish_changes(state.clone()));
+    tasks.spawn(tasks::publish_summaries(state.clone()));
     tasks.spawn(tasks::expire_entries(state.clone()));
     tasks.close();
 

@@ -9,14 +9,12 @@ use std::{
 use heartbeat_registry::Counts;
 use shared_contract::{Kind, State, Target};
 
-use crate::error::ErrorCode;
+use crate::{error::ErrorCode, sse::StreamKind};
 
 /// Upper bounds of the request latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
-
-const KINDS: [Kind; 2] = [Kind::Worker, Kind::Hive];
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -24,9 +22,9 @@ pub(crate) struct Metrics {
     rejected: [[AtomicU64; ErrorCode::ALL.len()]; 2],
     transitions: [[AtomicU64; Target::ALL.len()]; 2],
     sse_subscribers: AtomicI64,
-    snapshots_published: AtomicU64,
-    /// How long the last published snapshot took to build and serialize.
-    snapshot_build_micros: AtomicU64,
+    watch_subscribers: AtomicI64,
+    /// The newest revision published to watchers.
+    revision: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
@@ -45,27 +43,23 @@ impl Metrics {
         self.transitions[kind_index(kind)][target_index(to)].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot_published(&self, build: Duration) {
-        self.snapshots_published.fetch_add(1, Relaxed);
-        let micros = u64::try_from(build.as_micros()).unwrap_or(u64::MAX);
-        self.snapshot_build_micros.store(micros, Relaxed);
+    pub(crate) fn subscriber_added(&self, stream: StreamKind) {
+        self.subscribers(stream).fetch_add(1, Relaxed);
     }
 
-    /// How long the last published snapshot took to build and serialize.
-    pub(crate) fn snapshot_build(&self) -> Duration {
-        Duration::from_micros(self.snapshot_build_micros.load(Relaxed))
+    pub(crate) fn subscriber_removed(&self, stream: StreamKind) {
+        self.subscribers(stream).fetch_sub(1, Relaxed);
     }
 
-    pub(crate) fn subscriber_added(&self) {
-        self.sse_subscribers.fetch_add(1, Relaxed);
+    fn subscribers(&self, stream: StreamKind) -> &AtomicI64 {
+        match stream {
+            StreamKind::Summary => &self.sse_subscribers,
+            StreamKind::Watch => &self.watch_subscribers,
+        }
     }
 
-    pub(crate) fn subscriber_removed(&self) {
-        self.sse_subscribers.fetch_sub(1, Relaxed);
-    }
-
-    pub(crate) fn sse_subscribers(&self) -> i64 {
-        self.sse_subscribers.load(Relaxed)
+    pub(crate) fn revision(&self, revision: u64) {
+        self.revision.store(revision, Relaxed);
     }
 
     pub(crate) fn request_finished(&self, elapsed: Duration) {
@@ -80,7 +74,7 @@ impl Metrics {
     }
 
     /// Renders the Prometheus text format; `counts` are the registries' current entry counts.
-    pub(crate) fn render(&self, workers: Counts, hives: Counts) -> String {
+    pub(crate) fn render(&self, counts: &[(Kind, Counts)]) -> String {
         let mut out = String::with_capacity(4096);
         header(
             &mut out,
@@ -88,7 +82,7 @@ impl Metrics {
             "counter",
             "Heartbeats accepted, by kind.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             let n = self.received[kind_index(kind)].load(Relaxed);
             let _ = writeln!(out, "rbee_heartbeats_received_total{{kind=\"{kind}\"}} {n}");
         }
@@ -98,7 +92,7 @@ impl Metrics {
             "counter",
             "Heartbeats refused, by kind and reason.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             for code in ErrorCode::ALL {
                 let n = self.rejected[kind_index(kind)][code_index(code)].load(Relaxed);
                 if n > 0 {
@@ -116,7 +110,7 @@ impl Metrics {
             "gauge",
             "Registry entries, by kind and state.",
         );
-        for (kind, counts) in [(Kind::Worker, workers), (Kind::Hive, hives)] {
+        for &(kind, counts) in counts {
             for state in State::ALL {
                 let n = counts.in_state(state);
                 let _ = writeln!(out, "rbee_entries{{kind=\"{kind}\",state=\"{state}\"}} {n}");
@@ -128,7 +122,7 @@ impl Metrics {
             "gauge",
             "Online entries able to take new work, by kind.",
         );
-        for (kind, counts) in [(Kind::Worker, workers), (Kind::Hive, hives)] {
+        for &(kind, counts) in counts {
             let _ = writeln!(
                 out,
                 "rbee_entries_available{{kind=\"{kind}\"}} {}",
@@ -141,7 +135,7 @@ impl Metrics {
             "counter",
             "State transitions, by kind and target state.",
         );
-        for kind in KINDS {
+        for kind in Kind::ALL {
             for to in Target::ALL {
                 let n = self.transitions[kind_index(kind)][target_index(to)].load(Relaxed);
                 let _ = writeln!(
@@ -154,31 +148,31 @@ impl Metrics {
             &mut out,
             "rbee_sse_subscribers",
             "gauge",
-            "Open event-stream connections.",
-        );
-        let _ = writeln!(out, "rbee_sse_subscribers {}", self.sse_subscribers());
-        header(
-            &mut out,
-            "rbee_snapshots_published_total",
-            "counter",
-            "Snapshots serialized and published to the stream.",
+            "Open /v1/heartbeats/stream connections.",
         );
         let _ = writeln!(
             out,
-            "rbee_snapshots_published_total {}",
-            self.snapshots_published.load(Relaxed)
+            "rbee_sse_subscribers {}",
+            self.sse_subscribers.load(Relaxed)
         );
         header(
             &mut out,
-            "rbee_snapshot_build_seconds",
+            "rbee_watch_subscribers",
             "gauge",
-            "How long the last published snapshot took to build and serialize.",
+            "Open /v1/watch connections.",
         );
         let _ = writeln!(
             out,
-            "rbee_snapshot_build_seconds {}",
-            self.snapshot_build().as_secs_f64()
+            "rbee_watch_subscribers {}",
+            self.watch_subscribers.load(Relaxed)
         );
+        header(
+            &mut out,
+            "rbee_revision",
+            "gauge",
+            "The newest revision of the change log published to watchers.",
+        );
+        let _ = writeln!(out, "rbee_revision {}", self.revision.load(Relaxed));
         header(
             &mut out,
             "rbee_http_request_duration_seconds",

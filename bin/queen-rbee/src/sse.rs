@@ -1,26 +1,34 @@
-//! Server-Sent Events framing and the per-connection stream of shared frames.
+//! Server-Sent Events framing shared by both streams, and the response they are sent in.
 
-use std::{collections::VecDeque, convert::Infallible, time::Duration};
+use std::convert::Infallible;
 
+use axum::{
+    body::Body,
+    http::header,
+    response::{IntoResponse, Response},
+};
 use bytes::Bytes;
 use futures_util::Stream;
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
-use tokio_util::sync::CancellationToken;
 
-use crate::state::{AppState, Need, Published};
+use crate::state::AppState;
 
 /// Reconnection delay suggested to clients, in milliseconds.
 pub(crate) const RETRY_MS: u64 = 2000;
 
-/// Idle time after which a keep-alive comment is sent.
-pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Idle time after which a keep-alive is sent.
+pub(crate) const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The first bytes of every stream.
+pub(crate) fn retry() -> Bytes {
+    Bytes::from(format!("retry: {RETRY_MS}\n"))
+}
 
 /// Serializes `value` once as `event: {event}\ndata: {json}\n`.
 ///
-/// The id line and the terminating blank line are added per connection, so one frame is shared
-/// by every subscriber. JSON from serde_json never contains a raw newline, so one `data:` line
-/// is always enough.
+/// The summary stream adds its id line and the terminating blank line per connection, so one
+/// frame is shared by every subscriber. JSON from serde_json never contains a raw newline, so
+/// one `data:` line is always enough.
 pub(crate) fn frame(event: &str, value: &impl Serialize) -> serde_json::Result<Bytes> {
     let mut buf = Vec::with_capacity(1024);
     buf.extend_from_slice(b"event: ");
@@ -31,104 +39,57 @@ pub(crate) fn frame(event: &str, value: &impl Serialize) -> serde_json::Result<B
     Ok(Bytes::from(buf))
 }
 
-/// Returns the byte stream of one subscriber: the current snapshot at once, then every published
-/// snapshot and transition, each with an increasing id, until the client leaves or the queen
-/// shuts down.
-pub(crate) fn subscribe(state: &AppState) -> impl Stream<Item = Result<Bytes, Infallible>> + use<> {
-    let inner = &state.inner;
-    // Subscribe before asking for a snapshot, so the publisher counts this subscriber.
-    let snapshots = inner.snapshots.subscribe();
-    let conn = Connection {
-        snapshots,
-        transitions: inner.transitions.subscribe(),
-        shutdown: inner.shutdown.clone(),
-        next_id: 1,
-        pending: VecDeque::from([Bytes::from(format!("retry: {RETRY_MS}\n"))]),
-        first: Some(state.clone()),
-        _guard: SubscriberGuard::new(state.clone()),
-    };
-    futures_util::stream::unfold(conn, |mut conn| async move {
-        let chunk = conn.next_chunk().await?;
-        Some((Ok(chunk), conn))
-    })
+/// Starts a watch event whose id is `EPOCH:REVISION`; the caller writes the data and `\n\n`.
+pub(crate) fn open_event(buf: &mut Vec<u8>, event: &str, epoch: &str, revision: u64) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(buf, "event: {event}\nid: {epoch}:{revision}\ndata: ");
 }
 
-struct Connection {
-    snapshots: watch::Receiver<Published>,
-    transitions: broadcast::Receiver<Bytes>,
-    shutdown: CancellationToken,
-    next_id: u64,
-    /// Chunks of the event being written: at most a handful, never a backlog.
-    pending: VecDeque<Bytes>,
-    /// Set until the first snapshot is sent: it must be current, so it may have to be built.
-    first: Option<AppState>,
-    _guard: SubscriberGuard,
+/// A keep-alive comment that also carries the current id, so a resume point never goes stale.
+pub(crate) fn keep_alive(epoch: &str, revision: u64) -> Bytes {
+    Bytes::from(format!(": keep-alive\nid: {epoch}:{revision}\n\n"))
 }
 
-impl Connection {
-    fn push_event(&mut self, frame: Bytes) {
-        self.pending.push_back(frame);
-        self.pending
-            .push_back(Bytes::from(format!("id: {}\n\n", self.next_id)));
-        self.next_id += 1;
-    }
+/// Wraps an event stream in a `text/event-stream` response with the contract's headers.
+pub(crate) fn response(
+    stream: impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        loop {
-            if let Some(chunk) = self.pending.pop_front() {
-                return Some(chunk);
-            }
-            if let Some(state) = self.first.take() {
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => return None,
-                    () = state.publish(Need::Fresh) => {}
-                }
-                let frame = self.snapshots.borrow_and_update().frame.clone();
-                if frame.is_empty() {
-                    // Only when the build failed or the runtime is going away.
-                    return None;
-                }
-                self.push_event(frame);
-                continue;
-            }
-            tokio::select! {
-                biased;
-                () = self.shutdown.cancelled() => return None,
-                changed = self.snapshots.changed() => {
-                    changed.ok()?;
-                    let frame = self.snapshots.borrow_and_update().frame.clone();
-                    self.push_event(frame);
-                }
-                received = self.transitions.recv() => match received {
-                    Ok(frame) => self.push_event(frame),
-                    // Too slow for the transitions: the latest snapshot sums up what was missed.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let frame = self.snapshots.borrow_and_update().frame.clone();
-                        self.push_event(frame);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                },
-                () = tokio::time::sleep(KEEP_ALIVE) => {
-                    return Some(Bytes::from_static(b": keep-alive\n\n"));
-                }
-            }
-        }
-    }
+/// Which stream a subscriber reads, for the subscriber gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// `/v1/heartbeats/stream`.
+    Summary,
+    /// `/v1/watch`.
+    Watch,
 }
 
 /// Counts a subscriber for as long as its stream exists, however the stream ends.
-struct SubscriberGuard(AppState);
+pub(crate) struct SubscriberGuard {
+    state: AppState,
+    stream: StreamKind,
+}
 
 impl SubscriberGuard {
-    fn new(state: AppState) -> Self {
-        state.inner.metrics.subscriber_added();
-        Self(state)
+    pub(crate) fn new(state: AppState, stream: StreamKind) -> Self {
+        state.metrics().subscriber_added(stream);
+        Self { state, stream }
     }
 }
 
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        self.0.inner.metrics.subscriber_removed();
+        self.state.metrics().subscriber_removed(self.stream);
     }
 }

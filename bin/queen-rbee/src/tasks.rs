@@ -1,16 +1,12 @@
-//! The two background tasks: the snapshot publisher and the expiry clock.
+//! The background tasks: the change log's publisher, the summary publisher and the expiry clock.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use shared_contract::Transition;
 use tokio::time::{Instant, sleep, sleep_until};
+use tracing::{debug, info};
 
-use crate::state::{AppState, Need};
-
-/// How long the publisher waits after a change before publishing, so a burst of changes
-/// becomes one snapshot; well inside the 100 ms the contract allows. Costly snapshots stretch
-/// it (see `AppState::coalesce_delay`).
-const COALESCE: Duration = Duration::from_millis(30);
+use crate::state::AppState;
 
 /// The longest the expiry task sleeps without looking, as a safety net.
 const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -19,65 +15,93 @@ const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
 /// a few scans per second instead of one scan each; well inside the 250 ms the contract allows.
 const EXPIRY_MIN_GAP: Duration = Duration::from_millis(50);
 
-/// Publishes a snapshot every snapshot interval and shortly after every change, but only while
-/// someone subscribes: a new subscriber asks for a current snapshot itself.
-pub(crate) async fn publish_snapshots(state: AppState) {
-    let shutdown = state.inner.shutdown.clone();
-    let interval = state.inner.snapshot_interval;
+/// Serializes what the registries appended to the change log and publishes it to watchers;
+/// logs each transition and hands it to the summary stream.
+pub(crate) async fn publish_changes(state: AppState) {
+    let shutdown = state.shutdown().clone();
+    let log = state.fleet().log();
     loop {
-        let next_periodic = Instant::now() + interval;
-        let need = tokio::select! {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = log.appended() => {}
+        }
+        let published = log.publish();
+        state.metrics().revision(log.published());
+        for change in published {
+            if let Some(transition) = &change.transition {
+                log_transition(transition);
+                state.streams().summaries().transition(transition);
+            }
+        }
+    }
+    // Publish what was appended before the stop, for streams that are still being drained.
+    log.publish();
+}
+
+/// Publishes a summary every snapshot interval and shortly after every change that alters it,
+/// but only while someone subscribes.
+pub(crate) async fn publish_summaries(state: AppState) {
+    let shutdown = state.shutdown().clone();
+    let interval = state.snapshot_interval();
+    let summaries = state.streams().summaries();
+    let mut published = state.fleet().log().subscribe();
+    loop {
+        let next_periodic = Instant::now() + interval.saturating_sub(summaries.age());
+        let always = tokio::select! {
             () = shutdown.cancelled() => return,
-            () = sleep_until(next_periodic) => Need::New,
-            () = state.inner.changed.notified() => {
+            () = sleep_until(next_periodic) => true,
+            changed = published.changed() => {
+                if changed.is_err() {
+                    return;
+                }
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    () = sleep(state.coalesce_delay(COALESCE)) => {}
+                    () = sleep(summaries.coalesce_delay()) => {}
                 }
-                Need::Current
+                published.borrow_and_update();
+                false
             }
         };
-        if state.inner.snapshots.receiver_count() == 0 {
-            state.release_if_unwatched().await;
-            continue;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = state.publish(need) => {}
+        if summaries.watched() {
+            summaries.publish(state.fleet(), always).await;
         }
     }
 }
 
-/// Applies the clock to both registries exactly when the next entry is due, with nobody polling.
+/// Applies the clock to every registry exactly when the next entry is due, with nobody polling.
 pub(crate) async fn expire_entries(state: AppState) {
-    let shutdown = state.inner.shutdown.clone();
+    let shutdown = state.shutdown().clone();
+    let fleet = state.fleet();
     loop {
         let now = Instant::now();
-        let wall = Utc::now();
-        let workers = state.inner.workers.expire(now, wall);
-        let hives = state.inner.hives.expire(now, wall);
-        let changed = workers.changed || hives.changed;
-        for transition in workers.transitions.into_iter().chain(hives.transitions) {
-            state.record(transition);
-        }
-        if changed {
-            state.notify_changed();
-        }
-        let next = [workers.next_deadline, hives.next_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        let next = fleet
+            .expire()
             .unwrap_or(now + EXPIRY_MAX_SLEEP)
             .clamp(now + EXPIRY_MIN_GAP, now + EXPIRY_MAX_SLEEP);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = sleep_until(next) => {}
-            () = state.inner.expiry_wake.notified() => {
+            () = fleet.deadline_moved() => {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = sleep_until(now + EXPIRY_MIN_GAP) => {}
                 }
             }
         }
+    }
+}
+
+fn log_transition(transition: &Transition) {
+    if transition.from.map(Into::into) == Some(transition.to) {
+        debug!(kind = %transition.kind, id = %transition.id, reason = %transition.reason, "transition");
+    } else {
+        info!(
+            kind = %transition.kind,
+            id = %transition.id,
+            from = transition.from.map_or("none", |s| s.as_str()),
+            to = %transition.to,
+            reason = %transition.reason,
+            "transition"
+        );
     }
 }

@@ -9,7 +9,7 @@
 mod registry;
 mod slot;
 
-pub use registry::{Registry, View};
+pub use registry::{Change, Locked, Registry, Sink, View};
 
 use std::{str::FromStr, time::Duration};
 
@@ -25,6 +25,8 @@ pub struct RegistryConfig {
     pub retention: Duration,
     /// The most entries kept; a heartbeat from a new id beyond it is refused.
     pub max_entries: usize,
+    /// Usage figures alone make a material change at most once per this interval.
+    pub usage_interval: Duration,
 }
 
 impl Default for RegistryConfig {
@@ -33,6 +35,7 @@ impl Default for RegistryConfig {
             timeout: Duration::from_secs(15),
             retention: Duration::from_secs(600),
             max_entries: 100_000,
+            usage_interval: Duration::from_secs(5),
         }
     }
 }
@@ -87,8 +90,8 @@ pub struct Upsert {
     /// The transition this heartbeat caused, if any (first heartbeat, restart, resume, status
     /// change, graceful shutdown, conflict).
     pub transition: Option<Transition>,
-    /// Whether membership, state, status, health or the conflict flag changed, so that
-    /// observers should be told soon.
+    /// Whether the entry changed materially (anything but `last_seen`, the skew and usage
+    /// figures within their interval): the sink was handed the change.
     pub changed: bool,
     /// Whether this heartbeat started a conflict episode (log it once).
     pub conflict_started: bool,
@@ -99,7 +102,7 @@ pub struct Upsert {
 pub struct Expired {
     /// Timeouts (`offline`) and removals after retention, in id order.
     pub transitions: Vec<Transition>,
-    /// Whether anything changed, including a conflict flag clearing.
+    /// Whether anything changed, including a conflict flag clearing; each change went to the sink.
     pub changed: bool,
     /// The earliest instant at which another pass would change something.
     pub next_deadline: Option<Instant>,

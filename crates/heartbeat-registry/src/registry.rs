@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::{
     Counts, Expired, Filter, RegistryConfig, RegistryError, Upsert,
-    slot::{Change, Slot},
+    slot::{Change as SlotChange, Slot},
 };
 
 /// A cheap-to-clone handle to one registry (hives or workers).
@@ -23,6 +23,25 @@ pub struct Registry<T> {
 struct Shared<T> {
     config: RegistryConfig,
     entries: Mutex<BTreeMap<Id, Slot<T>>>,
+    sink: Sink<T>,
+}
+
+/// Receives every material change, in the order the registry applied them.
+///
+/// It is called while the registry's lock is held, so that the order it sees is the order of
+/// the registry's states (a change log built from it never reorders two changes of one entry).
+/// It must be quick: no I/O, no serializing, no waiting.
+pub type Sink<T> = Arc<dyn Fn(Change<T>) + Send + Sync>;
+
+/// One material change of one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change<T> {
+    /// The entry's id.
+    pub id: Id,
+    /// The entry after the change, as listed; `None` when it was removed.
+    pub entry: Option<Entry<Arc<T>>>,
+    /// The transition, when the change is one (every removal is).
+    pub transition: Option<Transition>,
 }
 
 impl<T> Clone for Registry<T> {
@@ -45,12 +64,18 @@ impl<T> fmt::Debug for Registry<T> {
 }
 
 impl<T: Heartbeat> Registry<T> {
-    /// Creates an empty registry.
+    /// Creates an empty registry whose changes go nowhere.
     pub fn new(config: RegistryConfig) -> Self {
+        Self::with_sink(config, Arc::new(|_| {}))
+    }
+
+    /// Creates an empty registry that hands every material change to `sink`.
+    pub fn with_sink(config: RegistryConfig, sink: Sink<T>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
                 entries: Mutex::new(BTreeMap::new()),
+                sink,
             }),
         }
     }
@@ -73,15 +98,19 @@ impl<T: Heartbeat> Registry<T> {
     ) -> Result<Upsert, RegistryError> {
         let clock_skew_ms = (sent_at - wall).num_milliseconds();
         let payload = Arc::new(payload);
+        let usage_interval = self.shared.config.usage_interval;
         let mut entries = self.shared.entries.lock();
         if let Some(slot) = entries.get_mut(payload.id()) {
-            let beat = slot.beat(payload, clock_skew_ms, now, wall);
+            let beat = slot.beat(payload, clock_skew_ms, now, wall, usage_interval);
             let transition = beat
                 .change
                 .map(|c| c.into_transition::<T>(slot.id.clone(), wall));
+            if beat.material {
+                self.emit(slot, now, transition.clone());
+            }
             return Ok(Upsert {
                 transition,
-                changed: beat.changed,
+                changed: beat.material,
                 conflict_started: beat.conflict_started,
             });
         }
@@ -91,9 +120,11 @@ impl<T: Heartbeat> Registry<T> {
         }
         let id = Id::parse("id", payload.id())?;
         let (slot, change) = Slot::new(id.clone(), payload, clock_skew_ms, now, wall);
-        entries.insert(id.clone(), slot);
+        let transition = change.into_transition::<T>(id.clone(), wall);
+        self.emit(&slot, now, Some(transition.clone()));
+        entries.insert(id, slot);
         Ok(Upsert {
-            transition: Some(change.into_transition::<T>(id, wall)),
+            transition: Some(transition),
             changed: true,
             conflict_started: false,
         })
@@ -108,36 +139,50 @@ impl<T: Heartbeat> Registry<T> {
         let mut out = Expired::default();
         let mut entries = self.shared.entries.lock();
         entries.retain(|_, slot| {
+            let mut timed_out = None;
             if slot.state == State::Online && now >= slot.last_seen_at + timeout {
                 // Retention counts from the moment the timeout elapsed, not from when this
                 // pass happened to run.
                 slot.since = slot.last_seen_at + timeout;
                 slot.state = State::Offline;
                 out.changed = true;
-                out.transitions.push(
-                    Change {
-                        from: Some(State::Online),
-                        to: Target::Offline,
-                        reason: Cow::Borrowed("heartbeat timeout"),
-                    }
-                    .into_transition::<T>(slot.id.clone(), wall),
-                );
+                let transition = SlotChange {
+                    from: Some(State::Online),
+                    to: Target::Offline,
+                    reason: Cow::Borrowed("heartbeat timeout"),
+                }
+                .into_transition::<T>(slot.id.clone(), wall);
+                out.transitions.push(transition.clone());
+                timed_out = Some(transition);
             }
             if slot.state != State::Online && now >= slot.since + retention {
                 out.changed = true;
-                out.transitions.push(
-                    Change {
-                        from: Some(slot.state),
-                        to: Target::Removed,
-                        reason: Cow::Borrowed("retention expired"),
-                    }
-                    .into_transition::<T>(slot.id.clone(), wall),
-                );
+                let transition = SlotChange {
+                    from: Some(slot.state),
+                    to: Target::Removed,
+                    reason: Cow::Borrowed("retention expired"),
+                }
+                .into_transition::<T>(slot.id.clone(), wall);
+                out.transitions.push(transition.clone());
+                // A timeout and a removal in one pass (zero retention) are two revisions.
+                if let Some(transition) = timed_out {
+                    self.emit(slot, now, Some(transition));
+                }
+                (self.shared.sink)(Change {
+                    id: slot.id.clone(),
+                    entry: None,
+                    transition: Some(transition),
+                });
                 return false;
             }
+            let mut material = timed_out.is_some();
             if slot.last_conflict_at.is_some_and(|at| now >= at + timeout) {
                 slot.last_conflict_at = None;
                 out.changed = true;
+                material = true;
+            }
+            if material {
+                self.emit(slot, now, timed_out);
             }
             let deadline = slot.deadline(timeout, retention);
             out.next_deadline = Some(out.next_deadline.map_or(deadline, |d| d.min(deadline)));
@@ -161,15 +206,20 @@ impl<T: Heartbeat> Registry<T> {
 
     /// Removes one entry at once, returning its `removed` transition, or `None` if unknown.
     pub fn remove(&self, id: &str, wall: Timestamp) -> Option<Transition> {
-        let slot = self.shared.entries.lock().remove(id)?;
-        Some(
-            Change {
-                from: Some(slot.state),
-                to: Target::Removed,
-                reason: Cow::Borrowed("deleted"),
-            }
-            .into_transition::<T>(slot.id, wall),
-        )
+        let mut entries = self.shared.entries.lock();
+        let slot = entries.remove(id)?;
+        let transition = SlotChange {
+            from: Some(slot.state),
+            to: Target::Removed,
+            reason: Cow::Borrowed("deleted"),
+        }
+        .into_transition::<T>(slot.id.clone(), wall);
+        (self.shared.sink)(Change {
+            id: slot.id,
+            entry: None,
+            transition: Some(transition.clone()),
+        });
+        Some(transition)
     }
 
     /// Returns one entry as listed, aged against `now`.
@@ -194,21 +244,39 @@ impl<T: Heartbeat> Registry<T> {
 
     /// Returns every entry and the online ids, both sorted, taken under one lock so they agree.
     pub fn view(&self, now: Instant) -> View<T> {
+        self.locked().view(now)
+    }
+
+    /// Holds the registry still until the returned guard is dropped, so that what the caller
+    /// reads from the sink's side meanwhile (a revision, say) matches [`Locked::view`] exactly.
+    /// Hold it briefly: every heartbeat of this kind waits for it.
+    pub fn locked(&self) -> Locked<'_, T> {
+        Locked {
+            entries: self.shared.entries.lock(),
+        }
+    }
+
+    /// Returns the online ids, sorted, and how many entries are available: the summary's part.
+    pub fn online(&self) -> (Vec<Id>, usize) {
         let entries = self.shared.entries.lock();
-        let mut view = View {
-            entries: Vec::with_capacity(entries.len()),
-            online_ids: Vec::new(),
-            available: 0,
-        };
+        let mut ids = Vec::new();
+        let mut available = 0;
         for slot in entries.values() {
             if slot.state == State::Online {
-                view.online_ids.push(slot.id.clone());
+                ids.push(slot.id.clone());
+                available += usize::from(slot.is_available());
             }
-            let entry = slot.entry(now);
-            view.available += usize::from(entry.available);
-            view.entries.push(entry);
         }
-        view
+        (ids, available)
+    }
+
+    /// Hands the slot's current entry to the sink; called with the lock held.
+    fn emit(&self, slot: &Slot<T>, now: Instant, transition: Option<Transition>) {
+        (self.shared.sink)(Change {
+            id: slot.id.clone(),
+            entry: Some(slot.entry(now)),
+            transition,
+        });
     }
 
     /// Returns how many entries are in each state.
@@ -234,6 +302,39 @@ impl<T: Heartbeat> Registry<T> {
     /// Returns whether the registry holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A registry held still; see [`Registry::locked`].
+pub struct Locked<'a, T> {
+    entries: parking_lot::MutexGuard<'a, BTreeMap<Id, Slot<T>>>,
+}
+
+impl<T> fmt::Debug for Locked<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Locked")
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+impl<T: Heartbeat> Locked<'_, T> {
+    /// Returns every entry and the online ids, both sorted.
+    pub fn view(&self, now: Instant) -> View<T> {
+        let mut view = View {
+            entries: Vec::with_capacity(self.entries.len()),
+            online_ids: Vec::new(),
+            available: 0,
+        };
+        for slot in self.entries.values() {
+            if slot.state == State::Online {
+                view.online_ids.push(slot.id.clone());
+            }
+            let entry = slot.entry(now);
+            view.available += usize::from(entry.available);
+            view.entries.push(entry);
+        }
+        view
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
-use shared_contract::{Entry, Heartbeat, Id, State, Target, Timestamp, Transition};
+use shared_contract::{Difference, Entry, Heartbeat, Id, State, Target, Timestamp, Transition};
 use tokio::time::Instant;
 
 use crate::is_available;
@@ -24,6 +24,10 @@ pub(crate) struct Slot<T> {
     pub(crate) restarts: u32,
     /// The last heartbeat from an older incarnation, while a conflict episode lasts.
     pub(crate) last_conflict_at: Option<Instant>,
+    /// When usage figures last made a revision; they may make another one interval later.
+    pub(crate) usage_counted_at: Instant,
+    /// Whether the payload holds usage figures that no revision has carried yet.
+    pub(crate) usage_pending: bool,
 }
 
 /// A transition before it is given its id and wall time.
@@ -49,7 +53,8 @@ impl Change {
 /// The outcome of one heartbeat for an existing slot.
 pub(crate) struct Beat {
     pub(crate) change: Option<Change>,
-    pub(crate) changed: bool,
+    /// Whether anything but volatile fields changed: the change log gets a revision.
+    pub(crate) material: bool,
     pub(crate) conflict_started: bool,
 }
 
@@ -76,6 +81,8 @@ impl<T: Heartbeat> Slot<T> {
             clock_skew_ms,
             restarts: 0,
             last_conflict_at: None,
+            usage_counted_at: now,
+            usage_pending: false,
         };
         let change = Change {
             from: None,
@@ -85,13 +92,15 @@ impl<T: Heartbeat> Slot<T> {
         (slot, change)
     }
 
-    /// Applies a heartbeat received at `now` (monotonic) and `wall`.
+    /// Applies a heartbeat received at `now` (monotonic) and `wall`; usage figures count as a
+    /// material change at most once per `usage_interval`.
     pub(crate) fn beat(
         &mut self,
         payload: Arc<T>,
         clock_skew_ms: i64,
         now: Instant,
         wall: Timestamp,
+        usage_interval: Duration,
     ) -> Beat {
         let incoming = payload.started_at();
         let current = self.payload.started_at();
@@ -106,7 +115,7 @@ impl<T: Heartbeat> Slot<T> {
                     to: self.state.into(),
                     reason: Cow::Borrowed(CONFLICT_REASON),
                 }),
-                changed: started,
+                material: started,
                 conflict_started: started,
             };
         }
@@ -115,7 +124,7 @@ impl<T: Heartbeat> Slot<T> {
         let old_status = self.payload.status();
         let new_state = state_for(&*payload);
         let new_status = payload.status();
-        let health_changed = self.payload.health().status() != payload.health().status();
+        let difference = payload.difference(&self.payload);
 
         let reason: Option<Cow<'static, str>> = if incoming > current {
             self.restarts = self.restarts.saturating_add(1);
@@ -141,14 +150,23 @@ impl<T: Heartbeat> Slot<T> {
         self.last_seen_at = now;
         self.clock_skew_ms = clock_skew_ms;
 
-        let changed = reason.is_some() || health_changed;
+        if difference == Difference::Usage {
+            self.usage_pending = true;
+        }
+        let usage_due = self.usage_pending && now >= self.usage_counted_at + usage_interval;
+        let material = reason.is_some() || difference == Difference::Material || usage_due;
+        if material {
+            // The revision carries the latest usage figures whatever made it.
+            self.usage_pending = false;
+            self.usage_counted_at = now;
+        }
         Beat {
             change: reason.map(|reason| Change {
                 from: Some(old_state),
                 to: new_state.into(),
                 reason,
             }),
-            changed,
+            material,
             conflict_started: false,
         }
     }

@@ -5,12 +5,16 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use shared_contract::{
-    Health, HealthStatus, Heartbeat, Kind, Kinded, State, Status, Target, Timestamp,
+    Difference, Health, HealthStatus, Heartbeat, Kind, Kinded, State, Status, Target, Timestamp,
     ValidationError, check_id,
 };
 use tokio::time::Instant;
 
-use crate::{Filter, Registry, RegistryConfig, RegistryError, is_available};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::{Change, Filter, Registry, RegistryConfig, RegistryError, is_available};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Fake {
@@ -18,6 +22,8 @@ struct Fake {
     status: Status,
     health: Health,
     started_at: Timestamp,
+    /// A usage figure, like a hive's free memory.
+    load: u64,
 }
 
 impl Kinded for Fake {
@@ -40,6 +46,19 @@ impl Heartbeat for Fake {
     fn validate(&self) -> Result<(), ValidationError> {
         check_id("id", &self.id)
     }
+    fn difference(&self, previous: &Self) -> Difference {
+        if self == previous {
+            Difference::None
+        } else if (Fake {
+            load: previous.load,
+            ..self.clone()
+        }) == *previous
+        {
+            Difference::Usage
+        } else {
+            Difference::Material
+        }
+    }
 }
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -54,6 +73,7 @@ fn registry() -> Registry<Fake> {
         timeout: TIMEOUT,
         retention: RETENTION,
         max_entries: 100,
+        ..RegistryConfig::default()
     })
 }
 
@@ -67,6 +87,7 @@ fn fake(id: &str, status: Status) -> Fake {
         status,
         health: Health::Healthy,
         started_at: epoch(),
+        load: 0,
     }
 }
 
@@ -415,6 +436,7 @@ fn zero_retention_removes_in_the_same_pass() {
         timeout: TIMEOUT,
         retention: Duration::ZERO,
         max_entries: 10,
+        ..RegistryConfig::default()
     });
     let clock = Clock::new();
     beat(&reg, &clock, ms(0), fake("w1", Status::Ready));
@@ -434,6 +456,7 @@ fn the_cap_refuses_new_ids_but_updates_known_ones() {
         timeout: TIMEOUT,
         retention: RETENTION,
         max_entries: 2,
+        ..RegistryConfig::default()
     });
     let clock = Clock::new();
     beat(&reg, &clock, ms(0), fake("a", Status::Ready));
@@ -546,4 +569,135 @@ async fn works_with_the_paused_tokio_clock() {
     tokio::time::sleep_until(deadline).await;
     let expired = reg.expire(Instant::now(), wall);
     assert_eq!(expired.transitions[0].to, Target::Offline);
+}
+
+/// A registry whose sink collects every change, as the queen's change log would.
+fn recorded() -> (Registry<Fake>, Arc<Mutex<Vec<Change<Fake>>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let reg = Registry::with_sink(
+        RegistryConfig {
+            timeout: TIMEOUT,
+            retention: RETENTION,
+            max_entries: 100,
+            usage_interval: ms(1000),
+        },
+        Arc::new(move |change| sink.lock().push(change)),
+    );
+    (reg, seen)
+}
+
+fn taken(seen: &Mutex<Vec<Change<Fake>>>) -> Vec<Change<Fake>> {
+    std::mem::take(&mut *seen.lock())
+}
+
+#[test]
+fn beats_that_change_only_volatile_fields_reach_no_sink() {
+    let (reg, seen) = recorded();
+    let clock = Clock::new();
+    beat(&reg, &clock, ms(0), fake("w1", Status::Ready));
+    assert_eq!(taken(&seen).len(), 1, "the first beat is a change");
+    for i in 1..20 {
+        // Later receipt times and another skew each beat: nothing material.
+        let (now, wall) = clock.at(ms(i * 10));
+        let up = reg
+            .upsert(
+                fake("w1", Status::Ready),
+                wall - TimeDelta::seconds(7),
+                now,
+                wall,
+            )
+            .unwrap();
+        assert!(!up.changed);
+    }
+    assert!(taken(&seen).is_empty());
+}
+
+#[test]
+fn every_material_change_reaches_the_sink_with_the_entry_after_it() {
+    let (reg, seen) = recorded();
+    let clock = Clock::new();
+    beat(&reg, &clock, ms(0), fake("w1", Status::Ready));
+    beat(&reg, &clock, ms(10), fake("w1", Status::Busy));
+    let mut unhealthy = fake("w1", Status::Busy);
+    unhealthy.health = Health::Unhealthy {
+        reason: "backend down".to_owned(),
+    };
+    beat(&reg, &clock, ms(20), unhealthy);
+    let changes = taken(&seen);
+    assert_eq!(changes.len(), 3);
+    let first = &changes[0];
+    assert_eq!(first.transition.as_ref().unwrap().reason, "first heartbeat");
+    let busy = changes[1].entry.as_ref().unwrap();
+    assert_eq!(busy.payload.status, Status::Busy);
+    assert!(!busy.available);
+    assert!(
+        changes[1].transition.is_some(),
+        "a status change is a transition"
+    );
+    let sick = changes[2].entry.as_ref().unwrap();
+    assert_eq!(sick.payload.health.status(), HealthStatus::Unhealthy);
+    assert!(
+        changes[2].transition.is_none(),
+        "a health change is a change, not a transition"
+    );
+}
+
+#[test]
+fn usage_figures_make_a_change_at_most_once_per_interval() {
+    let (reg, seen) = recorded();
+    let clock = Clock::new();
+    beat(&reg, &clock, ms(0), fake("h1", Status::Ready));
+    taken(&seen);
+    let with_load = |load| Fake {
+        load,
+        ..fake("h1", Status::Ready)
+    };
+    // Usage moves every 100 ms for 2.5 s: changes at 1 s and 2 s only.
+    for i in 1..=25_u64 {
+        beat(&reg, &clock, ms(i * 100), with_load(i));
+    }
+    let changes = taken(&seen);
+    let loads: Vec<u64> = changes
+        .iter()
+        .map(|c| c.entry.as_ref().unwrap().payload.load)
+        .collect();
+    assert_eq!(
+        loads,
+        vec![10, 20],
+        "each revision carries the latest figures"
+    );
+    // Figures that changed once and then held still still reach the sink one interval later.
+    beat(&reg, &clock, ms(2600), with_load(99));
+    beat(&reg, &clock, ms(2700), with_load(99));
+    assert!(taken(&seen).is_empty());
+    beat(&reg, &clock, ms(3100), with_load(99));
+    let late = taken(&seen);
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].entry.as_ref().unwrap().payload.load, 99);
+}
+
+#[test]
+fn timeouts_conflict_clearing_and_removals_reach_the_sink_in_order() {
+    let (reg, seen) = recorded();
+    let clock = Clock::new();
+    beat(&reg, &clock, ms(0), fake("w1", Status::Ready));
+    beat(&reg, &clock, ms(0), fake("w2", Status::Ready));
+    taken(&seen);
+    let (now, wall) = clock.at(TIMEOUT);
+    reg.expire(now, wall);
+    let offline = taken(&seen);
+    assert_eq!(offline.len(), 2);
+    for change in &offline {
+        assert_eq!(change.entry.as_ref().unwrap().state, State::Offline);
+        assert_eq!(change.transition.as_ref().unwrap().to, Target::Offline);
+    }
+    reg.remove("w1", wall).unwrap();
+    let (now, wall) = clock.at(TIMEOUT + RETENTION);
+    reg.expire(now, wall);
+    let removed = taken(&seen);
+    let ids: Vec<&str> = removed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, vec!["w1", "w2"]);
+    assert!(removed.iter().all(|c| c.entry.is_none()));
+    assert!(reg.is_empty());
 }

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use shared_contract::{
-    Health, Heartbeat, HeartbeatBody, Kind, Kinded, Status, Timestamp, ValidationError, check_id,
-    check_optional_text, check_text,
+    Difference, Health, Heartbeat, HeartbeatBody, Kind, Kinded, Status, Timestamp, ValidationError,
+    check_id, check_optional_text, check_text,
 };
 use utoipa::ToSchema;
 
@@ -162,6 +162,37 @@ impl Heartbeat for HiveInfo {
             check_text("hive.version", s, MAX_TEXT_LEN)?;
         }
         Ok(())
+    }
+
+    fn difference(&self, previous: &Self) -> Difference {
+        if self == previous {
+            return Difference::None;
+        }
+        let same_system = match (&self.system, &previous.system) {
+            (Some(a), Some(b)) => {
+                a.os == b.os
+                    && a.cpu_cores == b.cpu_cores
+                    && a.memory_total_bytes == b.memory_total_bytes
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        let same_devices = self.devices.len() == previous.devices.len()
+            && self.devices.iter().zip(&previous.devices).all(|(a, b)| {
+                a.id == b.id && a.name == b.name && a.memory_total_bytes == b.memory_total_bytes
+            });
+        let same_rest = self.id == previous.id
+            && self.hostname == previous.hostname
+            && self.port == previous.port
+            && self.status == previous.status
+            && self.health == previous.health
+            && self.started_at == previous.started_at
+            && self.version == previous.version;
+        if same_system && same_devices && same_rest {
+            Difference::Usage
+        } else {
+            Difference::Material
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order the queen lists them.
+    pub const ALL: [Kind; 2] = [Kind::Worker, Kind::Hive];
+
     /// Returns the lowercase name, which is also the payload's field name in bodies and entries.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,7 +53,7 @@ impl<T: Kinded + ?Sized> Kinded for &T {
 
 /// The payload of a heartbeat (`worker` or `hive` object): what the generic registry needs to know.
 pub trait Heartbeat:
-    Kinded + Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static
+    Kinded + Serialize + DeserializeOwned + Clone + PartialEq + fmt::Debug + Send + Sync + 'static
 {
     /// Returns the sender's id (validated by [`Heartbeat::validate`]).
     fn id(&self) -> &str;
@@ -62,6 +65,28 @@ pub trait Heartbeat:
     fn health(&self) -> &Health;
     /// Checks every rule beyond decoding: id syntax, lengths, port range.
     fn validate(&self) -> Result<(), ValidationError>;
+    /// Compares this payload with the previous one of the same entry, for the change log.
+    ///
+    /// Payloads without usage figures differ materially whenever they differ at all.
+    fn difference(&self, previous: &Self) -> Difference {
+        if self == previous {
+            Difference::None
+        } else {
+            Difference::Material
+        }
+    }
+}
+
+/// How a heartbeat's payload differs from the previous one of the same entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Difference {
+    /// Nothing changed.
+    None,
+    /// Only usage figures changed (a hive's free memory, say): they make a revision at most once
+    /// per snapshot interval, so that a busy machine does not flood every watcher.
+    Usage,
+    /// Something a watcher must see changed.
+    Material,
 }
 
 /// A whole heartbeat request body: the payload plus the sender's timestamp.

@@ -14,7 +14,7 @@ mod timestamp;
 mod validate;
 
 pub use heartbeat::{
-    ApiErrorBody, ApiErrorDetail, Heartbeat, HeartbeatAck, HeartbeatBody, Kind, Kinded,
+    ApiErrorBody, ApiErrorDetail, Difference, Heartbeat, HeartbeatAck, HeartbeatBody, Kind, Kinded,
 };
 pub use id::Id;
 pub use lifecycle::{Health, HealthStatus, State, Status, Target};

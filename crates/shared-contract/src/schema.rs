@@ -100,6 +100,15 @@ where
             .required("seq")
             .property("timestamp", timestamp())
             .required("timestamp")
+            .property(
+                "epoch",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("Names the change log the revision belongs to")),
+            )
+            .required("epoch")
+            .property("revision", unsigned())
+            .required("revision")
             .property("workers_online", unsigned())
             .required("workers_online")
             .property("workers_available", unsigned())

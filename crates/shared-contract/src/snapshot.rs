@@ -50,7 +50,7 @@ impl<T: Serialize + Kinded> Serialize for Entry<T> {
     }
 }
 
-/// The whole fleet at one instant, as served by `/v1/heartbeats/snapshot` and the stream.
+/// The whole fleet at one revision, as served by `/v1/heartbeats/snapshot`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(serialize = "W: Serialize + Kinded, H: Serialize + Kinded"))]
 pub struct Snapshot<W, H> {
@@ -58,6 +58,12 @@ pub struct Snapshot<W, H> {
     pub seq: u64,
     /// Queen wall-clock time the snapshot was taken.
     pub timestamp: Timestamp,
+    /// Names the change log `revision` belongs to; resume a watch with `?since=EPOCH:REVISION`.
+    #[serde(default)]
+    pub epoch: String,
+    /// The revision of the change log the snapshot shows.
+    #[serde(default)]
+    pub revision: u64,
     /// Workers online.
     pub workers_online: usize,
     /// Workers available for new work.

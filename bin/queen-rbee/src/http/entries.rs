@@ -10,16 +10,11 @@ use axum::{
     },
     http::StatusCode,
 };
-use chrono::Utc;
 use heartbeat_registry::Filter;
 use serde::Deserialize;
 use shared_contract::{Entry, Kinded};
-use tokio::time::Instant;
 
-use crate::{
-    error::ApiError,
-    state::{AppState, Registered},
-};
+use crate::{error::ApiError, kinds::Registered, state::AppState};
 
 #[derive(Deserialize)]
 pub(super) struct ListQuery {
@@ -38,7 +33,7 @@ pub(super) async fn list<T: Registered>(
             ApiError::InvalidQuery(e.to_string())
         })?,
     };
-    Ok(Json(T::registry(&state.inner).list(filter, Instant::now())))
+    Ok(Json(state.fleet().list::<T>(filter)))
 }
 
 /// Returns one entry, or 404.
@@ -47,8 +42,9 @@ pub(super) async fn get<T: Registered>(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Entry<Arc<T>>>, ApiError> {
     let id = path_id::<T>(id)?;
-    T::registry(&state.inner)
-        .get(&id, Instant::now())
+    state
+        .fleet()
+        .get::<T>(&id)
         .map(Json)
         .ok_or_else(|| unknown::<T>(&id))
 }
@@ -59,11 +55,10 @@ pub(super) async fn delete<T: Registered>(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id::<T>(id)?;
-    let transition = T::registry(&state.inner)
-        .remove(&id, Utc::now())
+    state
+        .fleet()
+        .remove::<T>(&id)
         .ok_or_else(|| unknown::<T>(&id))?;
-    state.record(transition);
-    state.notify_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -29,5 +29,7 @@ pub(super) async fn recent(
             ApiError::InvalidQuery(format!("limit must be an integer from 0 to {EVENTS_KEPT}"))
         })?,
     };
-    Ok(Json(state.inner.events.recent(limit.min(EVENTS_KEPT))))
+    Ok(Json(
+        state.fleet().recent_transitions(limit.min(EVENTS_KEPT)),
+    ))
 }

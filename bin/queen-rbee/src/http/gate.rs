@@ -97,7 +97,7 @@ where
         let origin = request
             .headers()
             .get(header::ORIGIN)
-            .and_then(|origin| self.state.inner.cors.allow(origin));
+            .and_then(|origin| self.state.cors().allow(origin));
         let mut future = GateFuture {
             inner: None,
             ready: None,
@@ -114,8 +114,7 @@ where
         } else if !authorized(&self.state, request.headers(), request.uri()) {
             if let Some(kind) = heartbeat_kind(request.uri().path()) {
                 self.state
-                    .inner
-                    .metrics
+                    .metrics()
                     .heartbeat_rejected(kind, ErrorCode::Unauthorized);
             }
             future.ready = Some(ApiError::Unauthorized.into_response());
@@ -164,7 +163,7 @@ where
             headers.append(header::VARY, HeaderValue::from_static("origin"));
         }
         let latency = this.started.elapsed();
-        this.state.inner.metrics.request_finished(latency);
+        this.state.metrics().request_finished(latency);
         tracing::debug!(status = response.status().as_u16(), ?latency, "response");
         Poll::Ready(Ok(response))
     }
@@ -190,7 +189,7 @@ fn preflight_response() -> Response {
 
 /// Checks the token on every route except `/` and `/health`.
 fn authorized(state: &AppState, headers: &HeaderMap, uri: &Uri) -> bool {
-    let Some(token) = &state.inner.token else {
+    let Some(token) = state.token() else {
         return true;
     };
     if matches!(uri.path(), "/" | "/health") {

@@ -1,70 +1,51 @@
 //! `POST /v1/worker-heartbeat` and `POST /v1/hive-heartbeat`: the hot path.
 
 use axum::{Json, extract::State};
-use chrono::Utc;
 use heartbeat_registry::RegistryError;
-use shared_contract::{Heartbeat, HeartbeatAck, HeartbeatBody};
-use tokio::time::Instant;
-use tracing::{debug, warn};
+use shared_contract::{HeartbeatAck, HeartbeatBody as _};
+use tracing::debug;
 
 use crate::{
     error::{ApiError, AppJson},
-    state::{AppState, Registered},
+    kinds::Registered,
+    state::AppState,
 };
 
 /// Decodes, validates, records one heartbeat and acknowledges it with the fleet's pace.
 ///
-/// Deliberately lean: one short registry lock, no snapshot work, no logging unless something
-/// changed in a way an operator must hear about.
-pub(super) async fn ingest<B>(
+/// Deliberately lean: one short registry lock, and the change log only when something material
+/// changed; no serializing, no waiting on anything.
+pub(super) async fn ingest<T: Registered>(
     State(state): State<AppState>,
-    body: Result<AppJson<B>, ApiError>,
-) -> Result<Json<HeartbeatAck>, ApiError>
-where
-    B: HeartbeatBody,
-    B::Payload: Registered,
-{
-    let kind = <B::Payload as shared_contract::Kinded>::KIND;
-    let inner = &state.inner;
-    let result = accept::<B>(&state, body);
+    body: Result<AppJson<T::Body>, ApiError>,
+) -> Result<Json<HeartbeatAck>, ApiError> {
+    let result = accept::<T>(&state, body);
     match &result {
-        Ok(_) => inner.metrics.heartbeat_received(kind),
+        Ok(_) => state.metrics().heartbeat_received(T::KIND),
         Err(error) => {
-            inner.metrics.heartbeat_rejected(kind, error.code());
-            debug!(%kind, code = error.code().as_str(), %error, "heartbeat rejected");
+            state.metrics().heartbeat_rejected(T::KIND, error.code());
+            debug!(kind = %T::KIND, code = error.code().as_str(), %error, "heartbeat rejected");
         }
     }
     result.map(Json)
 }
 
-fn accept<B>(state: &AppState, body: Result<AppJson<B>, ApiError>) -> Result<HeartbeatAck, ApiError>
-where
-    B: HeartbeatBody,
-    B::Payload: Registered,
-{
-    let kind = <B::Payload as shared_contract::Kinded>::KIND;
+fn accept<T: Registered>(
+    state: &AppState,
+    body: Result<AppJson<T::Body>, ApiError>,
+) -> Result<HeartbeatAck, ApiError> {
     let (payload, sent_at) = body?.0.into_parts();
     payload.validate()?;
-    let ack = HeartbeatAck::ok(kind, payload.id(), state.inner.interval_ms);
-    let registry = B::Payload::registry(&state.inner);
-    let upsert = registry
-        .upsert(payload, sent_at, Instant::now(), Utc::now())
+    let ack = HeartbeatAck::ok(T::KIND, payload.id(), state.interval_ms());
+    state
+        .fleet()
+        .ingest(payload, sent_at)
         .map_err(|e| match e {
-            RegistryError::Full { max_entries } => ApiError::RegistryFull { kind, max_entries },
+            RegistryError::Full { max_entries } => ApiError::RegistryFull {
+                kind: T::KIND,
+                max_entries,
+            },
             RegistryError::InvalidId(e) => ApiError::Validation(e),
         })?;
-    if upsert.conflict_started {
-        if let Some(t) = &upsert.transition {
-            warn!(%kind, id = %t.id, "id conflict: heartbeats from two incarnations under one id");
-        }
-    }
-    if let Some(transition) = upsert.transition {
-        state.record(transition);
-        // The entry may now be due earlier than the expiry task planned for.
-        state.inner.expiry_wake.notify_one();
-    }
-    if upsert.changed {
-        state.notify_changed();
-    }
     Ok(ack)
 }

@@ -1,4 +1,5 @@
-//! The HTTP surface: every route, behind one gate (CORS, token, metrics) and the body limit.
+//! The HTTP surface: every route, declared once with its OpenAPI operation, behind one gate
+//! (CORS, token, metrics) and the body limit.
 
 mod entries;
 mod events;
@@ -10,48 +11,41 @@ mod stream;
 
 pub(crate) use gate::CorsPolicy;
 
+use std::collections::BTreeMap;
+
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    routing::{get, post},
+    handler::Handler,
+    routing::{MethodFilter, MethodRouter, on},
 };
-use hive_contract::{HiveHeartbeat, HiveInfo};
 use tower::ServiceBuilder;
-use worker_contract::{WorkerHeartbeat, WorkerInfo};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::ApiError,
+    kinds::{EachKind, Registered, for_each_kind},
+    state::AppState,
+};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Builds the queen's router over `state`, with every route of the contract.
+/// Builds the queen's router over `state`, with every route of [`routes`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(ops::dashboard))
-        .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/openapi.json", get(openapi::serve))
-        .route(
-            "/v1/worker-heartbeat",
-            post(heartbeats::ingest::<WorkerHeartbeat>),
-        )
-        .route(
-            "/v1/hive-heartbeat",
-            post(heartbeats::ingest::<HiveHeartbeat>),
-        )
-        .route("/v1/workers", get(entries::list::<WorkerInfo>))
-        .route(
-            "/v1/workers/{id}",
-            get(entries::get::<WorkerInfo>).delete(entries::delete::<WorkerInfo>),
-        )
-        .route("/v1/hives", get(entries::list::<HiveInfo>))
-        .route(
-            "/v1/hives/{id}",
-            get(entries::get::<HiveInfo>).delete(entries::delete::<HiveInfo>),
-        )
-        .route("/v1/heartbeats/snapshot", get(stream::snapshot))
-        .route("/v1/heartbeats/stream", get(stream::stream))
-        .route("/v1/events", get(events::recent))
+    let mut by_path: BTreeMap<String, MethodRouter<AppState>> = BTreeMap::new();
+    for route in routes() {
+        let merged = match by_path.remove(&route.path) {
+            Some(existing) => existing.merge(route.handler),
+            None => route.handler,
+        };
+        by_path.insert(route.path, merged);
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(&path, handler)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // One composite layer, so each request passes one boxed service instead of one per layer.
@@ -61,6 +55,116 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state)
+}
+
+/// One route: method, path, handler and OpenAPI operation, declared together so that the router
+/// and the document are built from one list and cannot drift apart.
+pub(crate) struct Route {
+    method: HttpMethod,
+    path: String,
+    handler: MethodRouter<AppState>,
+    doc: OperationBuilder,
+}
+
+impl Route {
+    fn new<H, T>(
+        method: HttpMethod,
+        path: impl Into<String>,
+        handler: H,
+        doc: OperationBuilder,
+    ) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            HttpMethod::Get => MethodFilter::GET,
+            HttpMethod::Post => MethodFilter::POST,
+            HttpMethod::Put => MethodFilter::PUT,
+            HttpMethod::Delete => MethodFilter::DELETE,
+            HttpMethod::Patch => MethodFilter::PATCH,
+            HttpMethod::Head => MethodFilter::HEAD,
+            HttpMethod::Options => MethodFilter::OPTIONS,
+            HttpMethod::Trace => MethodFilter::TRACE,
+        };
+        Self {
+            method,
+            path: path.into(),
+            handler: on(filter, handler),
+            doc,
+        }
+    }
+}
+
+/// Every route of the queen, in the order the OpenAPI document lists them.
+pub(crate) fn routes() -> Vec<Route> {
+    use HttpMethod::{Delete, Get, Post};
+    let mut routes = vec![
+        Route::new(Get, "/", ops::dashboard, openapi::dashboard()),
+        Route::new(Get, "/health", ops::health, openapi::health()),
+        Route::new(Get, "/metrics", ops::metrics, openapi::metrics()),
+        Route::new(Get, "/v1/openapi.json", openapi::serve, openapi::openapi()),
+    ];
+    struct PerKind<'a>(&'a mut Vec<Route>);
+    impl EachKind for PerKind<'_> {
+        fn kind<T: Registered>(&mut self) {
+            let (kind, plural) = (T::KIND, T::PLURAL);
+            let one = format!("/v1/{plural}/{{id}}");
+            self.0.extend([
+                Route::new(
+                    Post,
+                    T::INGEST_PATH,
+                    heartbeats::ingest::<T>,
+                    openapi::ingest::<T::Body>(
+                        &format!("{kind}_heartbeat"),
+                        &format!("Records a {kind} heartbeat"),
+                    ),
+                ),
+                Route::new(
+                    Get,
+                    format!("/v1/{plural}"),
+                    entries::list::<T>,
+                    openapi::list::<T>(
+                        &format!("list_{plural}"),
+                        &format!("Lists {plural} sorted by id"),
+                    ),
+                ),
+                Route::new(
+                    Get,
+                    one.clone(),
+                    entries::get::<T>,
+                    openapi::one::<T>(&format!("get_{kind}"), &format!("Returns one {kind}")),
+                ),
+                Route::new(
+                    Delete,
+                    one,
+                    entries::delete::<T>,
+                    openapi::remove(
+                        &format!("delete_{kind}"),
+                        &format!("Removes one {kind} at once"),
+                    ),
+                ),
+            ]);
+        }
+    }
+    for_each_kind(&mut PerKind(&mut routes));
+    routes.extend([
+        Route::new(
+            Get,
+            "/v1/heartbeats/snapshot",
+            stream::snapshot,
+            openapi::snapshot(),
+        ),
+        Route::new(
+            Get,
+            "/v1/heartbeats/stream",
+            stream::summary,
+            openapi::summary_stream(),
+        ),
+        Route::new(Get, "/v1/watch", stream::watch, openapi::watch()),
+        Route::new(Get, "/v1/events", events::recent, openapi::events()),
+    ]);
+    routes
 }
 
 async fn not_found() -> ApiError {

@@ -2,7 +2,7 @@
 //! the contract types so that the document cannot drift from what the queen decodes and encodes.
 
 use axum::{http::header, response::IntoResponse};
-use hive_contract::{HiveHeartbeat, HiveInfo};
+use hive_contract::HiveInfo;
 use shared_contract::{ApiErrorBody, Entry, HeartbeatAck, Id, Snapshot, Transition};
 use utoipa::{
     PartialSchema, ToSchema,
@@ -10,14 +10,17 @@ use utoipa::{
         ArrayBuilder, ComponentsBuilder, Content, ContentBuilder, InfoBuilder, ObjectBuilder,
         OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response, ResponseBuilder,
         Schema, Type,
-        path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
+        path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
         request_body::RequestBodyBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
-use worker_contract::{WorkerHeartbeat, WorkerInfo};
+use worker_contract::WorkerInfo;
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    kinds::{EachKind, Registered, for_each_kind},
+};
 
 /// The name of the bearer-token security scheme in the document.
 const BEARER: &str = "bearer";
@@ -31,19 +34,23 @@ pub(super) async fn serve() -> Result<impl IntoResponse, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 
-/// Builds the whole document: every route of [`crate::router`] and the schemas they use.
+/// Builds the whole document from [`super::routes`], the list the router is built from too.
 pub(crate) fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for (method, path, operation) in operations() {
-        paths = paths.path(path, PathItem::new(method, operation));
+    for route in super::routes() {
+        paths = paths.path(route.path, PathItem::new(route.method, route.doc));
     }
     let mut schemas = Vec::new();
-    collect::<WorkerHeartbeat>(&mut schemas);
-    collect::<HiveHeartbeat>(&mut schemas);
+    struct Collect<'a>(&'a mut Vec<(String, RefOr<Schema>)>);
+    impl EachKind for Collect<'_> {
+        fn kind<T: Registered>(&mut self) {
+            collect::<T::Body>(self.0);
+            collect::<Entry<T>>(self.0);
+        }
+    }
+    for_each_kind(&mut Collect(&mut schemas));
     collect::<HeartbeatAck>(&mut schemas);
     collect::<ApiErrorBody>(&mut schemas);
-    collect::<Entry<WorkerInfo>>(&mut schemas);
-    collect::<Entry<HiveInfo>>(&mut schemas);
     collect::<Snapshot<WorkerInfo, HiveInfo>>(&mut schemas);
     collect::<Transition>(&mut schemas);
     let components = ComponentsBuilder::new()
@@ -60,7 +67,7 @@ pub(crate) fn document() -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
                     "The rbee orchestrator: heartbeat ingest, hive and worker registries, \
-                     snapshots, the live stream and transitions.",
+                     snapshots, the summary stream, the watch stream and transitions.",
                 )),
         )
         .paths(paths)
@@ -68,149 +75,130 @@ pub(crate) fn document() -> OpenApi {
         .build()
 }
 
-/// One operation per route, in the router's order.
-fn operations() -> Vec<(HttpMethod, &'static str, OperationBuilder)> {
-    use HttpMethod::{Delete, Get, Post};
-    vec![
-        (
-            Get,
-            "/",
-            open("dashboard", "The live dashboard page; it holds no data")
-                .response("200", text("the page", "text/html")),
-        ),
-        (
-            Get,
-            "/health",
-            open(
-                "health",
-                "Answers while the queen is serving; never needs a token",
-            )
-            .response(
-                "200",
-                json(
-                    "serving",
+pub(super) fn dashboard() -> OperationBuilder {
+    open("dashboard", "The live dashboard page; it holds no data")
+        .response("200", text("the page", "text/html"))
+}
+
+pub(super) fn health() -> OperationBuilder {
+    open(
+        "health",
+        "Answers while the queen is serving; never needs a token",
+    )
+    .response(
+        "200",
+        json(
+            "serving",
+            ObjectBuilder::new()
+                .property(
+                    "status",
                     ObjectBuilder::new()
-                        .property(
-                            "status",
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .enum_values(Some(["ok"])),
-                        )
-                        .required("status"),
-                ),
-            ),
-        ),
-        (
-            Get,
-            "/metrics",
-            guarded("metrics", "Prometheus text exposition")
-                .response("200", text("the metrics", "text/plain")),
-        ),
-        (
-            Get,
-            "/v1/openapi.json",
-            guarded("openapi", "This document").response(
-                "200",
-                json(
-                    "the document",
-                    ObjectBuilder::new().schema_type(Type::Object),
-                ),
-            ),
-        ),
-        (
-            Post,
-            "/v1/worker-heartbeat",
-            ingest::<WorkerHeartbeat>("worker_heartbeat", "Records a worker heartbeat"),
-        ),
-        (
-            Post,
-            "/v1/hive-heartbeat",
-            ingest::<HiveHeartbeat>("hive_heartbeat", "Records a hive heartbeat"),
-        ),
-        (
-            Get,
-            "/v1/workers",
-            list::<Entry<WorkerInfo>>("list_workers", "Lists workers sorted by id"),
-        ),
-        (
-            Get,
-            "/v1/workers/{id}",
-            one::<Entry<WorkerInfo>>("get_worker", "Returns one worker"),
-        ),
-        (
-            Delete,
-            "/v1/workers/{id}",
-            remove("delete_worker", "Removes one worker at once"),
-        ),
-        (
-            Get,
-            "/v1/hives",
-            list::<Entry<HiveInfo>>("list_hives", "Lists hives sorted by id"),
-        ),
-        (
-            Get,
-            "/v1/hives/{id}",
-            one::<Entry<HiveInfo>>("get_hive", "Returns one hive"),
-        ),
-        (
-            Delete,
-            "/v1/hives/{id}",
-            remove("delete_hive", "Removes one hive at once"),
-        ),
-        (
-            Get,
-            "/v1/heartbeats/snapshot",
-            guarded("snapshot", "The current fleet snapshot").response(
-                "200",
-                json(
-                    "the snapshot",
-                    reference::<Snapshot<WorkerInfo, HiveInfo>>(),
-                ),
-            ),
-        ),
-        (
-            Get,
-            "/v1/heartbeats/stream",
-            guarded(
-                "stream",
-                "Server-Sent Events: `heartbeat` (a FleetSnapshot) and `transition` (a Transition)",
-            )
-            .parameter(
-                ParameterBuilder::new()
-                    .name("token")
-                    .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
-                    .description(Some("the token, for clients that cannot send headers"))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
-            )
-            .response("200", text("the event stream", "text/event-stream")),
-        ),
-        (
-            Get,
-            "/v1/events",
-            guarded("events", "The most recent transitions, newest last")
-                .parameter(
-                    ParameterBuilder::new()
-                        .name("limit")
-                        .parameter_in(ParameterIn::Query)
-                        .required(Required::False)
-                        .description(Some("how many (default 100; at most 1000 are kept)"))
-                        .schema(Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::Integer)
-                                .minimum(Some(0)),
-                        )),
+                        .schema_type(Type::String)
+                        .enum_values(Some(["ok"])),
                 )
-                .response(
-                    "200",
-                    json(
-                        "the transitions",
-                        ArrayBuilder::new().items(reference::<Transition>()),
-                    ),
-                )
-                .response("400", error("invalid query parameter")),
+                .required("status"),
         ),
-    ]
+    )
+}
+
+pub(super) fn metrics() -> OperationBuilder {
+    guarded("metrics", "Prometheus text exposition")
+        .response("200", text("the metrics", "text/plain"))
+}
+
+pub(super) fn openapi() -> OperationBuilder {
+    guarded("openapi", "This document").response(
+        "200",
+        json(
+            "the document",
+            ObjectBuilder::new().schema_type(Type::Object),
+        ),
+    )
+}
+
+pub(super) fn snapshot() -> OperationBuilder {
+    guarded(
+        "snapshot",
+        "The current fleet: the summary, every entry, and the epoch and revision it shows",
+    )
+    .response(
+        "200",
+        json(
+            "the snapshot",
+            reference::<Snapshot<WorkerInfo, HiveInfo>>(),
+        ),
+    )
+}
+
+pub(super) fn summary_stream() -> OperationBuilder {
+    guarded(
+        "stream",
+        "Server-Sent Events: `heartbeat` (the fleet summary: counts and online ids) and `transition` (a Transition)",
+    )
+    .parameter(token_parameter())
+    .response("200", text("the event stream", "text/event-stream"))
+}
+
+pub(super) fn watch() -> OperationBuilder {
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    guarded(
+        "watch",
+        "Server-Sent Events: `sync` (every entry at a revision), then `upsert` and `remove` per change; ids are EPOCH:REVISION and resume with Last-Event-ID or ?since=",
+    )
+    .parameter(token_parameter())
+    .parameter(
+        ParameterBuilder::new()
+            .name("kind")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("only this kind's entries"))
+            .schema(Some(
+                string().enum_values(Some(shared_contract::Kind::ALL.map(|k| k.as_str()))),
+            )),
+    )
+    .parameter(
+        ParameterBuilder::new()
+            .name("since")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("resume after EPOCH:REVISION (from an event id or a snapshot)"))
+            .schema(Some(string().pattern(Some("^.+:[0-9]+$")))),
+    )
+    .response("200", text("the event stream", "text/event-stream"))
+    .response("400", error("invalid query parameter"))
+}
+
+pub(super) fn events() -> OperationBuilder {
+    guarded("events", "The most recent transitions, newest last")
+        .parameter(
+            ParameterBuilder::new()
+                .name("limit")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some("how many (default 100; at most 1000 are kept)"))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )),
+        )
+        .response(
+            "200",
+            json(
+                "the transitions",
+                ArrayBuilder::new().items(reference::<Transition>()),
+            ),
+        )
+        .response("400", error("invalid query parameter"))
+}
+
+fn token_parameter() -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name("token")
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some("the token, for clients that cannot send headers"))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
 }
 
 /// An operation that needs no token.
@@ -230,7 +218,7 @@ fn guarded(id: &str, summary: &str) -> OperationBuilder {
         .response("401", error("missing or wrong token"))
 }
 
-fn ingest<B: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
+pub(super) fn ingest<B: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
     guarded(id, summary)
         .request_body(Some(
             RequestBodyBuilder::new()
@@ -246,7 +234,7 @@ fn ingest<B: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
         .response("429", error("the registry is full and the id is new"))
 }
 
-fn list<E: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
+pub(super) fn list<T: Registered>(id: &str, summary: &str) -> OperationBuilder {
     guarded(id, summary)
         .parameter(
             ParameterBuilder::new()
@@ -262,19 +250,22 @@ fn list<E: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
         )
         .response(
             "200",
-            json("the entries", ArrayBuilder::new().items(reference::<E>())),
+            json(
+                "the entries",
+                ArrayBuilder::new().items(reference::<Entry<T>>()),
+            ),
         )
         .response("400", error("invalid query parameter"))
 }
 
-fn one<E: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
+pub(super) fn one<T: Registered>(id: &str, summary: &str) -> OperationBuilder {
     guarded(id, summary)
         .parameter(id_parameter())
-        .response("200", json("the entry", reference::<E>()))
+        .response("200", json("the entry", reference::<Entry<T>>()))
         .response("404", error("unknown id"))
 }
 
-fn remove(id: &str, summary: &str) -> OperationBuilder {
+pub(super) fn remove(id: &str, summary: &str) -> OperationBuilder {
     guarded(id, summary)
         .parameter(id_parameter())
         .response(

@@ -21,10 +21,7 @@ pub(super) async fn health() -> impl IntoResponse {
 
 /// Returns the Prometheus text exposition.
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let inner = &state.inner;
-    let body = inner
-        .metrics
-        .render(inner.workers.counts(), inner.hives.counts());
+    let body = state.metrics().render(&state.fleet().counts());
     (
         [(
             header::CONTENT_TYPE,

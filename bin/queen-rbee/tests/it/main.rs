@@ -11,3 +11,4 @@ mod routes;
 mod stream;
 mod support;
 mod tokens;
+mod watch;

@@ -1,0 +1,307 @@
+//! The fleet: one registry per kind, the change log they feed, and the transitions kept for
+//! `/v1/events`. Handlers and tasks use its verbs; nothing reaches into its fields.
+
+use std::{fmt, sync::Arc};
+
+use bytes::Bytes;
+use chrono::Utc;
+use heartbeat_registry::{
+    Change, Counts, Filter, Locked, RegistryConfig, RegistryError, Sink, View,
+};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+use shared_contract::{Entry, Id, Kind, Timestamp, Transition};
+use tokio::{sync::Notify, time::Instant};
+use tracing::warn;
+
+use crate::{
+    changelog::{ChangeLog, Pending},
+    events::EventLog,
+    kinds::{EachKind, MakeSink, Registered, Registries, for_each_kind},
+    metrics::Metrics,
+};
+
+/// Why a heartbeat was refused by the fleet (after decoding and validation).
+pub(crate) type Refused = RegistryError;
+
+/// The registries and what they feed.
+pub(crate) struct Fleet {
+    registries: Registries,
+    log: Arc<ChangeLog>,
+    events: Arc<EventLog>,
+    /// Wakes the expiry task when an entry's deadline may now come earlier than it planned for.
+    expiry_wake: Notify,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("registries", &self.registries)
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds each registry's sink: every change goes to the change log, every transition to the
+/// `/v1/events` ring and the metrics, all under the registry's lock and without I/O.
+struct Sinks {
+    log: Arc<ChangeLog>,
+    events: Arc<EventLog>,
+    metrics: Arc<Metrics>,
+}
+
+impl MakeSink for Sinks {
+    fn sink<T: Registered>(&self) -> Sink<T> {
+        let log = Arc::clone(&self.log);
+        let events = Arc::clone(&self.events);
+        let metrics = Arc::clone(&self.metrics);
+        Arc::new(move |change: Change<T>| {
+            if let Some(transition) = &change.transition {
+                metrics.transition(transition.kind, transition.to);
+                events.push(transition.clone());
+            }
+            log.append(T::KIND, Box::new(change));
+        })
+    }
+}
+
+impl<T: Registered> Pending for Change<T> {
+    fn frame(&self, epoch: &str, revision: u64) -> serde_json::Result<Bytes> {
+        let mut buf = Vec::with_capacity(768);
+        let event = if self.entry.is_some() {
+            "upsert"
+        } else {
+            "remove"
+        };
+        crate::sse::open_event(&mut buf, event, epoch, revision);
+        serde_json::to_writer(
+            &mut buf,
+            &ChangeEvent {
+                revision,
+                change: self,
+            },
+        )?;
+        buf.extend_from_slice(b"\n\n");
+        Ok(Bytes::from(buf))
+    }
+
+    fn transition(&self) -> Option<&Transition> {
+        self.transition.as_ref()
+    }
+}
+
+/// `{"revision", "kind", "entry"|"id", "transition"?}`: the data of an upsert or remove event.
+struct ChangeEvent<'a, T> {
+    revision: u64,
+    change: &'a Change<T>,
+}
+
+impl<T: Registered> Serialize for ChangeEvent<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("revision", &self.revision)?;
+        map.serialize_entry("kind", &T::KIND)?;
+        match &self.change.entry {
+            Some(entry) => map.serialize_entry("entry", entry)?,
+            None => map.serialize_entry("id", &self.change.id)?,
+        }
+        if let Some(transition) = &self.change.transition {
+            map.serialize_entry("transition", transition)?;
+        }
+        map.end()
+    }
+}
+
+/// Every kind's entries at one revision, as `sync` events and the REST snapshot show them.
+#[derive(Debug)]
+pub(crate) struct FleetView {
+    pub(crate) revision: u64,
+    pub(crate) kinds: Vec<KindView>,
+}
+
+/// One kind's part of a [`FleetView`].
+pub(crate) struct KindView {
+    pub(crate) kind: Kind,
+    pub(crate) plural: &'static str,
+    pub(crate) online_ids: Vec<Id>,
+    pub(crate) available: usize,
+    entries: Box<dyn Entries>,
+}
+
+impl fmt::Debug for KindView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KindView")
+            .field("kind", &self.kind)
+            .field("online", &self.online_ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KindView {
+    fn new<T: Registered>(view: View<T>) -> Self {
+        Self {
+            kind: T::KIND,
+            plural: T::PLURAL,
+            online_ids: view.online_ids,
+            available: view.available,
+            entries: Box::new(view.entries),
+        }
+    }
+
+    /// Writes the entries as a JSON array.
+    pub(crate) fn write_entries(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        self.entries.write_json(out)
+    }
+}
+
+/// A kind's entries with the concrete type erased, so that the views of all kinds sit in one list.
+trait Entries: Send + Sync {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+}
+
+impl<T: Registered> Entries for Vec<Entry<Arc<T>>> {
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
+    }
+}
+
+/// A registry held still while a [`FleetView`] is taken.
+trait HeldKind {
+    fn view(&self, now: Instant) -> KindView;
+}
+
+impl<T: Registered> HeldKind for Locked<'_, T> {
+    fn view(&self, now: Instant) -> KindView {
+        KindView::new(Locked::view(self, now))
+    }
+}
+
+impl Fleet {
+    /// Creates empty registries feeding a new change log of `epoch`.
+    pub(crate) fn new(config: RegistryConfig, epoch: String, metrics: Arc<Metrics>) -> Self {
+        let log = Arc::new(ChangeLog::new(epoch, 0));
+        let events = Arc::new(EventLog::default());
+        let sinks = Sinks {
+            log: Arc::clone(&log),
+            events: Arc::clone(&events),
+            metrics,
+        };
+        Self {
+            registries: Registries::new(config, &sinks),
+            log,
+            events,
+            expiry_wake: Notify::new(),
+        }
+    }
+
+    /// The change log every consumer reads.
+    pub(crate) fn log(&self) -> &ChangeLog {
+        &self.log
+    }
+
+    /// Records one validated heartbeat received now.
+    pub(crate) fn ingest<T: Registered>(
+        &self,
+        payload: T,
+        sent_at: Timestamp,
+    ) -> Result<(), Refused> {
+        let upsert =
+            self.registries
+                .get::<T>()
+                .upsert(payload, sent_at, Instant::now(), Utc::now())?;
+        if let Some(transition) = &upsert.transition {
+            if upsert.conflict_started {
+                warn!(kind = %T::KIND, id = %transition.id, "id conflict: heartbeats from two incarnations under one id");
+            }
+            // The entry may now be due earlier than the expiry task planned for.
+            self.expiry_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Removes one entry at once; `None` if unknown.
+    pub(crate) fn remove<T: Registered>(&self, id: &str) -> Option<Transition> {
+        self.registries.get::<T>().remove(id, Utc::now())
+    }
+
+    /// Returns one entry as listed.
+    pub(crate) fn get<T: Registered>(&self, id: &str) -> Option<Entry<Arc<T>>> {
+        self.registries.get::<T>().get(id, Instant::now())
+    }
+
+    /// Returns the entries of kind `T` that pass `filter`, sorted by id.
+    pub(crate) fn list<T: Registered>(&self, filter: Filter) -> Vec<Entry<Arc<T>>> {
+        self.registries.get::<T>().list(filter, Instant::now())
+    }
+
+    /// Returns up to `limit` recent transitions, newest last.
+    pub(crate) fn recent_transitions(&self, limit: usize) -> Vec<Transition> {
+        self.events.recent(limit)
+    }
+
+    /// Returns each kind's entry counts.
+    pub(crate) fn counts(&self) -> Vec<(Kind, Counts)> {
+        struct Collect<'a>(&'a Registries, Vec<(Kind, Counts)>);
+        impl EachKind for Collect<'_> {
+            fn kind<T: Registered>(&mut self) {
+                self.1.push((T::KIND, self.0.get::<T>().counts()));
+            }
+        }
+        let mut collect = Collect(&self.registries, Vec::new());
+        for_each_kind(&mut collect);
+        collect.1
+    }
+
+    /// Returns the online ids and available count of every kind (the summary's figures).
+    pub(crate) fn online(&self) -> Vec<(Kind, &'static str, Vec<Id>, usize)> {
+        struct Collect<'a>(&'a Registries, Vec<(Kind, &'static str, Vec<Id>, usize)>);
+        impl EachKind for Collect<'_> {
+            fn kind<T: Registered>(&mut self) {
+                let (ids, available) = self.0.get::<T>().online();
+                self.1.push((T::KIND, T::PLURAL, ids, available));
+            }
+        }
+        let mut collect = Collect(&self.registries, Vec::new());
+        for_each_kind(&mut collect);
+        collect.1
+    }
+
+    /// Returns every entry of every kind and the revision they show, consistently: every
+    /// registry is held (in [`for_each_kind`] order) while the revision is read. The views are
+    /// copied under the locks (shared payloads, a few fields each); serializing happens later.
+    pub(crate) fn view(&self) -> FleetView {
+        struct Hold<'a>(&'a Registries, Vec<Box<dyn HeldKind + 'a>>);
+        impl<'a> EachKind for Hold<'a> {
+            fn kind<T: Registered>(&mut self) {
+                self.1.push(Box::new(self.0.get::<T>().locked()));
+            }
+        }
+        let now = Instant::now();
+        let mut hold = Hold(&self.registries, Vec::with_capacity(Kind::ALL.len()));
+        for_each_kind(&mut hold);
+        let revision = self.log.revision();
+        let kinds = hold.1.iter().map(|held| held.view(now)).collect();
+        FleetView { revision, kinds }
+    }
+
+    /// Applies the clock to every registry; returns when it next needs to run.
+    pub(crate) fn expire(&self) -> Option<Instant> {
+        struct Expire<'a>(&'a Registries, Instant, Timestamp, Option<Instant>);
+        impl EachKind for Expire<'_> {
+            fn kind<T: Registered>(&mut self) {
+                let expired = self.0.get::<T>().expire(self.1, self.2);
+                self.3 = match (self.3, expired.next_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        let mut expire = Expire(&self.registries, Instant::now(), Utc::now(), None);
+        for_each_kind(&mut expire);
+        expire.3
+    }
+
+    /// Completes when an entry's deadline may have moved earlier.
+    pub(crate) async fn deadline_moved(&self) {
+        self.expiry_wake.notified().await;
+    }
+}
