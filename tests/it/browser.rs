@@ -146,6 +146,16 @@ impl Browser {
     }
 
     pub(crate) async fn session(&self, driver: &Driver) -> Client {
+        self.session_sized(driver, None).await
+    }
+
+    /// A session whose viewport is `width`×`height` CSS pixels, as on a phone: a desktop window
+    /// cannot be made narrower than 500 px, so this emulates the device's screen.
+    pub(crate) async fn phone_session(&self, driver: &Driver, width: u32, height: u32) -> Client {
+        self.session_sized(driver, Some((width, height))).await
+    }
+
+    async fn session_sized(&self, driver: &Driver, screen: Option<(u32, u32)>) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",
@@ -159,10 +169,12 @@ impl Browser {
             "--window-size=1280,800",
             &format!("--user-data-dir={}", self.profile.display()),
         ];
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": self.chromium, "args": args },
-        });
+        let mut options = json!({ "binary": self.chromium, "args": args });
+        if let Some((width, height)) = screen {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1 } });
+        }
+        let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let caps = caps.as_object().expect("an object").clone();
         ClientBuilder::new(HttpConnector::new())
             .capabilities(caps)

@@ -210,4 +210,3 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
     drop(workers);
     drop(driver);
 }
-
