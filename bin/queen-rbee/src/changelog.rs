@@ -4,8 +4,8 @@
 //! is the order in which the fleet changed. Appending only stores the change; the publisher
 //! task serializes what was appended, off the ingest path, and then advances the published
 //! revision that watchers wait on. Watchers read frames by revision from a ring that keeps at
-//! least the last [`KEEP_REVISIONS`] revisions or the last [`KEEP_FOR`], whichever is more,
-//! bounded by [`MAX_KEPT`].
+//! least the last [`History::revisions`] revisions or those of the last [`History::age`],
+//! whichever is more, bounded by [`MAX_KEPT`].
 
 use std::{collections::VecDeque, fmt, time::Duration};
 
@@ -17,12 +17,18 @@ use tokio::{
     time::Instant,
 };
 
-/// Revisions always kept for resuming watchers.
-pub(crate) const KEEP_REVISIONS: usize = 10_000;
-/// How long revisions are kept for resuming watchers, however many there are.
-pub(crate) const KEEP_FOR: Duration = Duration::from_secs(300);
 /// The most revisions kept, so that a burst of changes cannot grow memory without bound.
 pub(crate) const MAX_KEPT: usize = 200_000;
+
+/// What the ring keeps for resuming watchers: the contract asks for at least the last 10,000
+/// revisions or the last 5 minutes, whichever is more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct History {
+    /// Revisions always kept.
+    pub(crate) revisions: usize,
+    /// How long revisions are kept, however many there are.
+    pub(crate) age: Duration,
+}
 
 /// A change waiting to be serialized.
 pub(crate) trait Pending: Send {
@@ -52,6 +58,7 @@ pub(crate) enum Read {
 /// The log: an epoch, the current revision and the ring of recent changes.
 pub(crate) struct ChangeLog {
     epoch: String,
+    history: History,
     ring: Mutex<Ring>,
     /// Wakes the publisher after an append.
     appended: Notify,
@@ -91,9 +98,10 @@ impl fmt::Debug for ChangeLog {
 
 impl ChangeLog {
     /// Starts an empty log of `epoch` at `revision`.
-    pub(crate) fn new(epoch: String, revision: u64) -> Self {
+    pub(crate) fn new(epoch: String, revision: u64, history: History) -> Self {
         Self {
             epoch,
+            history,
             ring: Mutex::new(Ring {
                 revision,
                 records: VecDeque::new(),
@@ -198,7 +206,7 @@ impl ChangeLog {
                     record.body = Body::Frame(frame);
                 }
             }
-            ring.trim(Instant::now());
+            ring.trim(Instant::now(), self.history);
         }
         self.published.send_replace(last);
         out
@@ -253,11 +261,11 @@ impl Ring {
     }
 
     /// Drops published records beyond what resuming watchers are promised.
-    fn trim(&mut self, now: Instant) {
+    fn trim(&mut self, now: Instant, history: History) {
         while let Some(oldest) = self.records.front() {
             let published = matches!(oldest.body, Body::Frame(_));
-            let over_count = self.records.len() > KEEP_REVISIONS;
-            let too_old = now.saturating_duration_since(oldest.at) > KEEP_FOR;
+            let over_count = self.records.len() > history.revisions;
+            let too_old = now.saturating_duration_since(oldest.at) > history.age;
             let over_cap = self.records.len() > MAX_KEPT;
             if published && ((over_count && too_old) || over_cap) {
                 self.records.pop_front();

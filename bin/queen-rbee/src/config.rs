@@ -47,6 +47,19 @@ pub struct Config {
     /// Allows listening on a non-loopback address without a token.
     #[arg(long, env = "RBEE_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_no_auth: bool,
+
+    /// Revisions the watch keeps for resuming clients, at the least (tests lower it).
+    #[arg(
+        long,
+        env = "RBEE_WATCH_HISTORY",
+        default_value_t = 10_000,
+        hide = true
+    )]
+    pub watch_history: usize,
+
+    /// How long the watch keeps revisions for resuming clients, at the least (tests lower it).
+    #[arg(long, env = "RBEE_WATCH_HISTORY_AGE", default_value = "5m", value_parser = humantime::parse_duration, hide = true)]
+    pub watch_history_age: Duration,
 }
 
 impl Config {
@@ -66,6 +79,7 @@ impl Config {
             ("--heartbeat-timeout", self.heartbeat_timeout),
             ("--snapshot-interval", self.snapshot_interval),
             ("--retention", self.retention),
+            ("--watch-history-age", self.watch_history_age),
         ] {
             // Deadlines are computed as `now + duration`; absurd values would overflow the clock.
             if value > MAX_DURATION {

@@ -14,7 +14,7 @@ use tokio::{sync::Notify, time::Instant};
 use tracing::warn;
 
 use crate::{
-    changelog::{ChangeLog, Pending},
+    changelog::{ChangeLog, History, Pending},
     events::EventLog,
     kinds::{EachKind, MakeSink, Registered, Registries, for_each_kind},
     metrics::Metrics,
@@ -177,8 +177,13 @@ impl<T: Registered> HeldKind for Locked<'_, T> {
 
 impl Fleet {
     /// Creates empty registries feeding a new change log of `epoch`.
-    pub(crate) fn new(config: RegistryConfig, epoch: String, metrics: Arc<Metrics>) -> Self {
-        let log = Arc::new(ChangeLog::new(epoch, 0));
+    pub(crate) fn new(
+        config: RegistryConfig,
+        history: History,
+        epoch: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let log = Arc::new(ChangeLog::new(epoch, 0, history));
         let events = Arc::new(EventLog::default());
         let sinks = Sinks {
             log: Arc::clone(&log),
@@ -305,3 +310,6 @@ impl Fleet {
         self.expiry_wake.notified().await;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,8 @@ use heartbeat_registry::RegistryConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Token, fleet::Fleet, http::CorsPolicy, metrics::Metrics, summary::Summaries,
-    watch::Syncs,
+    changelog::History, config::Token, fleet::Fleet, http::CorsPolicy, metrics::Metrics,
+    summary::Summaries, watch::Syncs,
 };
 
 /// Everything the handlers and background tasks share; cheap to clone.
@@ -64,10 +64,14 @@ impl AppState {
             max_entries: config.max_entries,
             usage_interval: config.snapshot_interval,
         };
+        let history = History {
+            revisions: config.watch_history,
+            age: config.watch_history_age,
+        };
         let metrics = Arc::new(Metrics::default());
         Self {
             shared: Arc::new(Shared {
-                fleet: Fleet::new(registry, new_epoch(), Arc::clone(&metrics)),
+                fleet: Fleet::new(registry, history, new_epoch(), Arc::clone(&metrics)),
                 streams: Streams::default(),
                 metrics,
                 settings: Settings {

@@ -12,3 +12,4 @@ mod stream;
 mod support;
 mod tokens;
 mod watch;
+mod watch_load;

@@ -29,6 +29,8 @@ pub(crate) fn config() -> Config {
         token: None,
         cors_origins: Vec::new(),
         insecure_no_auth: false,
+        watch_history: 10_000,
+        watch_history_age: Duration::from_secs(300),
     }
 }
 

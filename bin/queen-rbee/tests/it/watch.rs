@@ -293,3 +293,32 @@ async fn list_then_watch_from_the_snapshot_revision() {
     assert_eq!(ids.len(), 1, "{text}");
     assert!(ids[0].ends_with(":4"), "{text}");
 }
+
+#[tokio::test]
+async fn an_idle_watch_sends_a_keep_alive_with_the_current_id() {
+    let queen = steady_queen().await;
+    queen.post("/v1/hive-heartbeat", &hive("h1")).await;
+    // The shared test client's request timeout is shorter than the keep-alive interval.
+    let client = reqwest::Client::builder().build().unwrap();
+    let mut response = client
+        .get(queen.url("/v1/watch?kind=hive"))
+        .send()
+        .await
+        .unwrap();
+    // A worker change moves the revision without an event on this filtered watch.
+    queen.post("/v1/worker-heartbeat", &worker("w1")).await;
+    let mut text = String::new();
+    // The keep-alive comes after 15 s without events.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    while !text.contains(": keep-alive\n") {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no keep-alive; received:\n{text}"))
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let after = text.split(": keep-alive\n").nth(1).unwrap();
+    let id = after.lines().next().unwrap();
+    assert!(id.starts_with("id: ") && id.ends_with(":2"), "{text}");
+}
