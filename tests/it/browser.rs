@@ -167,7 +167,11 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--window-size=1280,800",
-            &format!("--user-data-dir={}", self.profile.display()),
+            // Each session its own profile: two browsers cannot share one.
+            &format!(
+                "--user-data-dir={}",
+                self.profile.join(free_port().to_string()).display()
+            ),
         ];
         let mut options = json!({ "binary": self.chromium, "args": args });
         if let Some((width, height)) = screen {
