@@ -8,7 +8,9 @@
 
 mod auth;
 mod backend;
+mod browser;
 mod dashboard;
+mod dashboard_fleet;
 mod fleet;
 mod keeper;
 mod liveness;
