@@ -21,7 +21,7 @@ const STREAM_SEND_BUFFER: Option<usize> = Some(256 * 1024);
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets open connections finish
 /// their current request (the caller bounds how long that may take).
 ///
-/// A connection whose first request opens the stream is served on a separate runtime thread:
+/// A connection whose first request opens one of the streams is served on a separate runtime thread:
 /// writing each multi-megabyte snapshot to every subscriber then competes with ingest for the
 /// CPU through the kernel's scheduler, instead of holding heartbeats in the same run queue.
 pub(crate) async fn serve(
@@ -32,7 +32,7 @@ pub(crate) async fn serve(
     let options = Options {
         header_read_timeout: HEADER_READ_TIMEOUT,
         dedicated: Some(Dedicated {
-            request_prefix: "GET /v1/heartbeats/stream",
+            request_prefixes: &["GET /v1/heartbeats/stream", "GET /v1/watch"],
             thread_name: "queen-stream",
             peek_timeout: PEEK_TIMEOUT,
             send_buffer: STREAM_SEND_BUFFER,

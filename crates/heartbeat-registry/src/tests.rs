@@ -571,8 +571,11 @@ async fn works_with_the_paused_tokio_clock() {
     assert_eq!(expired.transitions[0].to, Target::Offline);
 }
 
+/// What a collecting sink has received.
+type Seen = Arc<Mutex<Vec<Change<Fake>>>>;
+
 /// A registry whose sink collects every change, as the queen's change log would.
-fn recorded() -> (Registry<Fake>, Arc<Mutex<Vec<Change<Fake>>>>) {
+fn recorded() -> (Registry<Fake>, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let reg = Registry::with_sink(

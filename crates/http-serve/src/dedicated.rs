@@ -17,9 +17,9 @@ use crate::Server;
 /// Which connections go to the dedicated runtime thread.
 #[derive(Debug, Clone)]
 pub struct Dedicated {
-    /// The start of the first request line, e.g. `GET /v1/heartbeats/stream`; it must be
+    /// Starts of the first request line, e.g. `GET /v1/heartbeats/stream`; one must be
     /// followed by a space or a `?` to match.
-    pub request_prefix: &'static str,
+    pub request_prefixes: &'static [&'static str],
     /// The runtime thread's name.
     pub thread_name: &'static str,
     /// How long to wait for a new connection's first bytes; a client that sends nothing in
@@ -92,7 +92,6 @@ impl StreamRuntime {
     }
 
     async fn matches(&self, stream: &TcpStream) -> bool {
-        let prefix = self.config.request_prefix.as_bytes();
         let mut head = [0_u8; 64];
         let Ok(Ok(n)) =
             tokio::time::timeout(self.config.peek_timeout, stream.peek(&mut head)).await
@@ -102,8 +101,11 @@ impl StreamRuntime {
         // One peek only: peeking again returns the same bytes at once, so waiting for more
         // would spin. A request line split before the path is simply served on the main runtime.
         let head = &head[..n];
-        head.len() > prefix.len()
-            && head.starts_with(prefix)
-            && matches!(head[prefix.len()], b' ' | b'?')
+        self.config.request_prefixes.iter().any(|prefix| {
+            let prefix = prefix.as_bytes();
+            head.len() > prefix.len()
+                && head.starts_with(prefix)
+                && matches!(head[prefix.len()], b' ' | b'?')
+        })
     }
 }

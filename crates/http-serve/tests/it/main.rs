@@ -44,7 +44,7 @@ fn dedicated() -> Options {
     Options {
         header_read_timeout: Duration::from_secs(10),
         dedicated: Some(Dedicated {
-            request_prefix: "GET /stream",
+            request_prefixes: &["GET /stream"],
             thread_name: "it-dedicated",
             peek_timeout: Duration::from_secs(2),
             send_buffer: Some(64 * 1024),
