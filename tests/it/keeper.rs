@@ -54,7 +54,8 @@ async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans(
     assert!(workers.iter().all(|w| w["state"] == "online"));
     let page = queen.client().get(&url).send().await.unwrap();
     assert!(page.status().is_success());
-    assert!(page.text().await.unwrap().contains("/v1/heartbeats/stream"));
+    // The page keeps its copy of the fleet from the watch stream.
+    assert!(page.text().await.unwrap().contains("/v1/watch"));
 
     let queen_url = queen.base().to_owned();
     let out = keeper_cli(&["status", "--queen-url", &queen_url]).await;

@@ -20,7 +20,7 @@ use crate::support::{TestQueen, config, worker};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Resident memory of a process in KiB, from `/proc/PID/status`.
-fn rss_kib(pid: i32) -> u64 {
+pub(crate) fn rss_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -29,16 +29,15 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap()
 }
 
-/// Opens a stream subscription and never reads from it; a tiny receive buffer makes the queen's
-/// writes stall after a few frames, as they would for a frozen client on a slow link.
-async fn stalled_subscriber(addr: std::net::SocketAddr) -> TcpStream {
+/// Opens a subscription to `path` and never reads from it; a tiny receive buffer makes the
+/// queen's writes stall after a few frames, as they would for a frozen client on a slow link.
+pub(crate) async fn stalled_subscriber(addr: std::net::SocketAddr, path: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/heartbeats/stream HTTP/1.1\r\nHost: queen\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: queen\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
     stream
 }
 
@@ -117,7 +116,7 @@ async fn stalled_subscribers_neither_delay_readers_nor_grow_memory() {
 
     let mut stalled = Vec::with_capacity(STALLED);
     for _ in 0..STALLED {
-        stalled.push(stalled_subscriber(addr).await);
+        stalled.push(stalled_subscriber(addr, "/v1/heartbeats/stream").await);
     }
     let http = reqwest::Client::builder().build().unwrap();
     let readers: Vec<_> = (0..READERS)

@@ -11,12 +11,12 @@ use std::{
 use futures_util::{StreamExt as _, stream};
 use parking_lot::Mutex;
 use test_support::{Daemon, JsonClient, Signal, wait_until};
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpSocket, TcpStream},
-};
+use tokio::{io::AsyncReadExt as _, net::TcpStream};
 
-use crate::support::worker;
+use crate::{
+    overload::{rss_kib, stalled_subscriber},
+    support::worker,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const WORKERS: usize = 10_000;
@@ -27,27 +27,6 @@ const CHANGES: usize = 600;
 /// while the readers, never more than a moment behind, do not.
 const HISTORY: usize = 300;
 const HISTORY_AGE: &str = "3s";
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// Opens a watch and never reads it; a small receive buffer stalls the queen's writes early.
-async fn stalled_watcher(addr: std::net::SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/watch HTTP/1.1\r\nHost: queen\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    stream
-}
 
 /// Reads a watch and records when each changed worker's upsert arrived.
 async fn read_watch(
@@ -149,7 +128,7 @@ async fn stalled_watchers_get_a_sync_and_readers_stay_on_time() {
 
     let mut stalled = Vec::with_capacity(STALLED);
     for _ in 0..STALLED {
-        stalled.push(stalled_watcher(addr).await);
+        stalled.push(stalled_subscriber(addr, "/v1/watch").await);
     }
     let http = reqwest::Client::builder().build().unwrap();
     let readers: Vec<_> = (0..READERS)
