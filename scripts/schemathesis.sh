@@ -51,8 +51,8 @@ done
 SEED_ARGS=()
 [ "$SEED" != random ] && SEED_ARGS=(--seed "$SEED")
 
-# The stream never ends by design, so it cannot be fuzzed request by request; the SSE tests
-# in bin/queen-rbee/tests cover it.
+# The streams never end by design, so they cannot be fuzzed request by request; the SSE tests
+# in bin/queen-rbee/tests cover them.
 # Run from target/ so schemathesis keeps its cache (.schemathesis/) out of the source tree.
 status=0
 VENV_ABS=$(cd "$VENV" && pwd)
@@ -61,6 +61,7 @@ VENV_ABS=$(cd "$VENV" && pwd)
   --checks "$CHECKS" \
   --max-examples "$EXAMPLES" \
   --exclude-path /v1/heartbeats/stream \
+  --exclude-path /v1/watch \
   --request-timeout 10 \
   --generation-database none \
   --no-color \
