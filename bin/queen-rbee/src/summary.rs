@@ -175,6 +175,8 @@ impl Summaries {
     /// (the periodic event) is set.
     pub(crate) async fn publish(&self, fleet: &Fleet, always: bool) {
         let _build = self.build.lock().await;
+        // The revision first: the figures then hold at least every change up to it.
+        let revision = fleet.log().revision();
         let figures = Figures::of(fleet);
         if !always
             && *self.latest.borrow().figures == figures
@@ -182,12 +184,14 @@ impl Summaries {
         {
             return;
         }
-        self.send(fleet, figures);
+        self.send(revision, figures);
     }
 
     /// Returns the current summary frame, building one if the published one is out of date.
     async fn current(&self, fleet: &Fleet) -> Bytes {
         let _build = self.build.lock().await;
+        // The revision first: the figures then hold at least every change up to it.
+        let revision = fleet.log().revision();
         let figures = Figures::of(fleet);
         {
             let latest = self.latest.borrow();
@@ -195,13 +199,13 @@ impl Summaries {
                 return latest.frame.clone();
             }
         }
-        self.send(fleet, figures)
+        self.send(revision, figures)
     }
 
-    fn send(&self, fleet: &Fleet, figures: Figures) -> Bytes {
+    fn send(&self, revision: u64, figures: Figures) -> Bytes {
         let summary = Summary {
             seq: self.next_seq(),
-            revision: fleet.log().revision(),
+            revision,
             figures: &figures,
         };
         let frame = match sse::frame("heartbeat", &summary) {
