@@ -30,7 +30,7 @@ fi
 cargo build --quiet -p queen-rbee
 
 LOG=$(mktemp)
-"$TARGET/debug/queen-rbee" --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
+"$TARGET/debug/queen-rbee" --ephemeral --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
 QUEEN=$!
 cleanup() {
   kill "$QUEEN" 2>/dev/null || true

@@ -30,6 +30,7 @@ async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
     let mut queen = Daemon::spawn(
         "queen-rbee",
         [
+            "--ephemeral",
             "--bind",
             "127.0.0.1:0",
             "--heartbeat-interval",

@@ -48,6 +48,7 @@ async fn dashboard_stays_usable_at_ten_thousand_workers() {
     let queen = Daemon::spawn(
         "queen-rbee",
         [
+            "--ephemeral",
             "--bind",
             "127.0.0.1:0",
             "--heartbeat-interval",

@@ -167,6 +167,11 @@ fn spawn_queen(bind: &str, extra: &[&str]) -> Daemon {
     let timeout = format!("{}ms", TIMEOUT.as_millis());
     Daemon::builder("queen-rbee")
         .args(["--bind", bind, "--heartbeat-interval", &interval])
+        .args(if extra.contains(&"--data-dir") {
+            &[][..]
+        } else {
+            &["--ephemeral"][..]
+        })
         .args([
             "--heartbeat-timeout",
             &timeout,

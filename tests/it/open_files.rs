@@ -42,7 +42,7 @@ async fn a_queen_started_under_a_soft_limit_of_1024_serves_3000_open_connections
         .name("queen-rbee")
         .args(["-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\""])
         .arg(binary_path("queen-rbee"))
-        .args(["--bind", "127.0.0.1:0"])
+        .args(["--ephemeral", "--bind", "127.0.0.1:0"])
         .spawn();
     let addr = queen.listening_addr(STARTUP).await;
     let line = queen.wait_for_line("open files limit", STARTUP).await;

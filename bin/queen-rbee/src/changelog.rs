@@ -36,12 +36,16 @@ pub(crate) trait Pending: Send {
     fn frame(&self, epoch: &str, revision: u64) -> serde_json::Result<Bytes>;
     /// The transition the change carries, if it is one.
     fn transition(&self) -> Option<&Transition>;
+    /// The change as the store keeps it.
+    fn keep(&self, revision: u64, appended: std::time::Instant) -> fleet_store::Record;
 }
 
 /// One published change, as the publisher hands it on.
 pub(crate) struct Published {
     pub(crate) revision: u64,
     pub(crate) transition: Option<Transition>,
+    /// The change for the store, when [`ChangeLog::publish`] was asked to keep it.
+    pub(crate) kept: Option<fleet_store::Record>,
 }
 
 /// What a watcher reads after its cursor.
@@ -116,8 +120,9 @@ impl ChangeLog {
         &self.epoch
     }
 
-    /// Appends one change with the next revision; quick, so that it can run under a registry lock.
-    pub(crate) fn append(&self, kind: Kind, change: Box<dyn Pending>) {
+    /// Appends one change with the next revision and returns that revision; quick, so that it
+    /// can run under a registry lock.
+    pub(crate) fn append(&self, kind: Kind, change: Box<dyn Pending>) -> u64 {
         let mut ring = self.ring.lock();
         ring.revision += 1;
         let record = Record {
@@ -126,9 +131,11 @@ impl ChangeLog {
             at: Instant::now(),
             body: Body::Pending(change),
         };
+        let revision = ring.revision;
         ring.records.push_back(record);
         drop(ring);
         self.appended.notify_one();
+        revision
     }
 
     /// Returns the revision of the newest change appended.
@@ -151,10 +158,11 @@ impl ChangeLog {
         self.appended.notified().await;
     }
 
-    /// Serializes every appended change, then publishes them; returns what was published.
+    /// Serializes every appended change, then publishes them; returns what was published, with
+    /// each change's kept form when `keep` (the store is on).
     ///
     /// Only the publisher task calls it, so pending records are taken by one caller at a time.
-    pub(crate) fn publish(&self) -> Vec<Published> {
+    pub(crate) fn publish(&self, keep: bool) -> Vec<Published> {
         let mut taken = Vec::new();
         {
             let mut ring = self.ring.lock();
@@ -164,7 +172,7 @@ impl ChangeLog {
                 .unwrap_or(usize::MAX);
             for record in ring.records.iter_mut().skip(start) {
                 if let Body::Pending(change) = std::mem::replace(&mut record.body, Body::Taken) {
-                    taken.push((record.revision, change));
+                    taken.push((record.revision, record.at, change));
                 }
             }
         }
@@ -173,7 +181,7 @@ impl ChangeLog {
         }
         let mut out = Vec::with_capacity(taken.len());
         let mut frames = Vec::with_capacity(taken.len());
-        for (revision, change) in &taken {
+        for (revision, at, change) in &taken {
             let frame = change
                 .frame(&self.epoch, *revision)
                 .unwrap_or_else(|error| {
@@ -189,13 +197,14 @@ impl ChangeLog {
             out.push(Published {
                 revision: *revision,
                 transition: change.transition().cloned(),
+                kept: keep.then(|| change.keep(*revision, at.into_std())),
             });
         }
         let last = out.last().map_or(0, |p| p.revision);
         {
             let mut ring = self.ring.lock();
             let first = ring.records.front().map_or(0, |r| r.revision);
-            for ((revision, _), frame) in taken.iter().zip(frames) {
+            for ((revision, _, _), frame) in taken.iter().zip(frames) {
                 let Some(index) = revision
                     .checked_sub(first)
                     .and_then(|i| usize::try_from(i).ok())

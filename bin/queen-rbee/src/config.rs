@@ -1,6 +1,6 @@
 //! Command-line and environment configuration, checked before any port is bound.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Parser;
 
@@ -48,6 +48,18 @@ pub struct Config {
     #[arg(long, env = "RBEE_INSECURE_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_no_auth: bool,
 
+    /// Where the fleet's state is kept [default: $XDG_STATE_HOME/rbee, else ~/.local/state/rbee].
+    #[arg(long, env = "RBEE_DATA_DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keeps nothing on disk: a restart forgets the fleet (tests, benchmarks, demos).
+    #[arg(long, env = "RBEE_EPHEMERAL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub ephemeral: bool,
+
+    /// How long transitions are kept in the history `/v1/events` answers from.
+    #[arg(long, env = "RBEE_HISTORY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub history_retention: Duration,
+
     /// Revisions the watch keeps for resuming clients, at the least (tests lower it).
     #[arg(
         long,
@@ -80,11 +92,18 @@ impl Config {
             ("--snapshot-interval", self.snapshot_interval),
             ("--retention", self.retention),
             ("--watch-history-age", self.watch_history_age),
+            ("--history-retention", self.history_retention),
         ] {
             // Deadlines are computed as `now + duration`; absurd values would overflow the clock.
             if value > MAX_DURATION {
                 return Err(ConfigError(format!("{flag} must be at most 365 days")));
             }
+        }
+        if self.store_dir().is_none() && !self.ephemeral {
+            return Err(ConfigError(
+                "no data directory: set --data-dir, XDG_STATE_HOME or HOME, or pass --ephemeral"
+                    .to_owned(),
+            ));
         }
         if self.max_entries == 0 {
             return Err(ConfigError("--max-entries must be at least 1".to_owned()));
@@ -96,6 +115,23 @@ impl Config {
             )));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The directory the fleet's state is kept in; `None` with `--ephemeral`.
+    pub fn store_dir(&self) -> Option<PathBuf> {
+        if self.ephemeral {
+            return None;
+        }
+        if let Some(dir) = &self.data_dir {
+            return Some(dir.clone());
+        }
+        let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        non_empty("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+            .map(|state| state.join("rbee"))
     }
 }
 

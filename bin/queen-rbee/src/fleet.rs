@@ -5,8 +5,9 @@ use std::{fmt, sync::Arc};
 
 use bytes::Bytes;
 use chrono::Utc;
+use fleet_store::{EventQuery, KeptEntry, Record, TransitionRecord};
 use heartbeat_registry::{
-    Change, Counts, Filter, Locked, RegistryConfig, RegistryError, Sink, View,
+    Change, Counts, Filter, Kept, Locked, RegistryConfig, RegistryError, Sink, View,
 };
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use shared_contract::{Entry, Id, Kind, Timestamp, Transition};
@@ -22,6 +23,15 @@ use crate::{
 
 /// Why a heartbeat was refused by the fleet (after decoding and validation).
 pub(crate) type Refused = RegistryError;
+
+/// A kept entry that cannot be brought back.
+#[derive(Debug, thiserror::Error)]
+#[error("kept {kind} {id} does not decode: {detail}")]
+pub(crate) struct RestoreError {
+    kind: Kind,
+    id: String,
+    detail: String,
+}
 
 /// The registries and what they feed.
 pub(crate) struct Fleet {
@@ -55,11 +65,12 @@ impl MakeSink for Sinks {
         let events = Arc::clone(&self.events);
         let metrics = Arc::clone(&self.metrics);
         Arc::new(move |change: Change<T>| {
-            if let Some(transition) = &change.transition {
+            let transition = change.transition.clone();
+            let revision = log.append(T::KIND, Box::new(change));
+            if let Some(transition) = transition {
                 metrics.transition(transition.kind, transition.to);
-                events.push(transition.clone());
+                events.push(revision, transition);
             }
-            log.append(T::KIND, Box::new(change));
         })
     }
 }
@@ -87,6 +98,37 @@ impl<T: Registered> Pending for Change<T> {
     fn transition(&self) -> Option<&Transition> {
         self.transition.as_ref()
     }
+
+    fn keep(&self, revision: u64, appended: std::time::Instant) -> Record {
+        Record {
+            revision,
+            kind: T::KIND.as_str(),
+            id: self.id.to_string(),
+            entry: self
+                .entry
+                .as_ref()
+                .and_then(|entry| kept_json(&Kept::from_entry(entry, self.since))),
+            transition: self.transition.as_ref().and_then(transition_record),
+            appended,
+        }
+    }
+}
+
+/// The kept form of an entry as stored; our own types always serialize.
+fn kept_json<P: Serialize>(kept: &Kept<P>) -> Option<String> {
+    serde_json::to_string(kept)
+        .inspect_err(|error| tracing::error!(%error, "cannot serialize an entry to keep"))
+        .ok()
+}
+
+/// A transition as stored for `/v1/events`.
+fn transition_record(transition: &Transition) -> Option<TransitionRecord> {
+    Some(TransitionRecord {
+        at_ms: transition.at.timestamp_millis(),
+        body: serde_json::to_string(transition)
+            .inspect_err(|error| tracing::error!(%error, "cannot serialize a transition to keep"))
+            .ok()?,
+    })
 }
 
 /// `{"revision", "kind", "entry"|"id", "transition"?}`: the data of an upsert or remove event.
@@ -176,14 +218,15 @@ impl<T: Registered> HeldKind for Locked<'_, T> {
 }
 
 impl Fleet {
-    /// Creates empty registries feeding a new change log of `epoch`.
+    /// Creates empty registries feeding a change log of `epoch` that continues after `revision`.
     pub(crate) fn new(
         config: RegistryConfig,
         history: History,
         epoch: String,
+        revision: u64,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let log = Arc::new(ChangeLog::new(epoch, 0, history));
+        let log = Arc::new(ChangeLog::new(epoch, revision, history));
         let events = Arc::new(EventLog::default());
         let sinks = Sinks {
             log: Arc::clone(&log),
@@ -238,9 +281,100 @@ impl Fleet {
         self.registries.get::<T>().list(filter, Instant::now())
     }
 
-    /// Returns up to `limit` recent transitions, newest last.
-    pub(crate) fn recent_transitions(&self, limit: usize) -> Vec<Transition> {
-        self.events.recent(limit)
+    /// Returns the transitions held in memory after `revision` that pass `query`'s filters,
+    /// oldest first, with their revisions.
+    pub(crate) fn transitions_after(
+        &self,
+        query: &EventQuery,
+        revision: u64,
+    ) -> Vec<(u64, Transition)> {
+        self.events.matching(query, revision)
+    }
+
+    /// Brings back the entries a store kept (SPEC section 10) and returns how many came back.
+    /// Rows of a kind this queen does not know are skipped; a row that does not decode is an
+    /// error, as the database is then damaged.
+    pub(crate) fn restore(&self, kept: &[KeptEntry]) -> Result<usize, RestoreError> {
+        struct Restore<'a> {
+            registries: &'a Registries,
+            kept: &'a [KeptEntry],
+            now: Instant,
+            wall: Timestamp,
+            restored: usize,
+            error: Option<RestoreError>,
+        }
+        impl EachKind for Restore<'_> {
+            fn kind<T: Registered>(&mut self) {
+                let mut entries = Vec::new();
+                for row in self.kept.iter().filter(|r| r.kind == T::KIND.as_str()) {
+                    match serde_json::from_str::<Kept<T>>(&row.body) {
+                        Ok(kept) if kept.payload.id() == row.id && kept.payload.validate().is_ok() => {
+                            entries.push(kept);
+                        }
+                        Ok(_) => {
+                            self.error.get_or_insert(RestoreError {
+                                kind: T::KIND,
+                                id: row.id.clone(),
+                                detail: "the kept entry names another id or breaks a contract rule"
+                                    .to_owned(),
+                            });
+                        }
+                        Err(error) => {
+                            self.error.get_or_insert(RestoreError {
+                                kind: T::KIND,
+                                id: row.id.clone(),
+                                detail: error.to_string(),
+                            });
+                        }
+                    }
+                }
+                self.restored += self
+                    .registries
+                    .get::<T>()
+                    .restore(entries, self.now, self.wall);
+            }
+        }
+        let mut restore = Restore {
+            registries: &self.registries,
+            kept,
+            now: Instant::now(),
+            wall: Utc::now(),
+            restored: 0,
+            error: None,
+        };
+        for_each_kind(&mut restore);
+        let unknown = kept
+            .iter()
+            .filter(|r| !Kind::ALL.iter().any(|k| k.as_str() == r.kind))
+            .count();
+        if unknown > 0 {
+            warn!(rows = unknown, "kept entries of an unknown kind were skipped");
+        }
+        match restore.error {
+            Some(error) => Err(error),
+            None => {
+                self.expiry_wake.notify_one();
+                Ok(restore.restored)
+            }
+        }
+    }
+
+    /// Returns every entry's kept form with its current volatile fields: `(kind, id, json)`.
+    pub(crate) fn kept_rows(&self) -> Vec<(&'static str, String, String)> {
+        struct Collect<'a>(&'a Registries, Vec<(&'static str, String, String)>);
+        impl EachKind for Collect<'_> {
+            fn kind<T: Registered>(&mut self) {
+                for kept in self.0.get::<T>().kept() {
+                    if let Some(json) = kept_json(&kept) {
+                        self.1
+                            .push((T::KIND.as_str(), kept.payload.id().to_owned(), json));
+                    }
+                }
+            }
+        }
+        let mut collect = Collect(&self.registries, Vec::new());
+        for_each_kind(&mut collect);
+        collect.1
     }
 
     /// Returns each kind's entry counts.

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod fleet;
 mod http;
+mod keep;
 mod kinds;
 mod metrics;
 mod serve;
@@ -22,6 +23,7 @@ mod watch;
 pub use config::{Config, ConfigError, Token};
 pub use error::{ApiError, AppJson};
 pub use http::{MAX_BODY_BYTES, router};
+pub use keep::Storage;
 pub use state::AppState;
 
 use std::time::Duration;
@@ -34,21 +36,34 @@ use tracing::warn;
 /// How long open connections and tasks may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(3);
 
-/// Serves the queen on `listener` until `shutdown` is cancelled, then drains for a bounded time.
+/// Opens the kept state, then serves the queen on `listener` until `shutdown` is cancelled,
+/// then drains for a bounded time and writes what the store still lacks.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let state = AppState::new(&config, shutdown.clone());
+    let storage = Storage::open(&config)?;
+    run_with(config, storage, listener, shutdown).await
+}
+
+/// [`run`] with the kept state already opened (`main` opens it before binding).
+pub async fn run_with(
+    config: Config,
+    storage: Storage,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let state = storage.into_state(&config, shutdown.clone())?;
     let tasks = TaskTracker::new();
     tasks.spawn(tasks::publish_changes(state.clone()));
     tasks.spawn(tasks::publish_summaries(state.clone()));
     tasks.spawn(tasks::expire_entries(state.clone()));
     tasks.close();
 
-    let server = serve::serve(listener, router(state), shutdown.clone());
+    let server = serve::serve(listener, router(state.clone()), shutdown.clone());
     tokio::pin!(server);
     let served = tokio::select! {
         served = &mut server => served,
@@ -65,5 +80,6 @@ pub async fn run(
     if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
         warn!(grace = ?DRAIN, "background tasks did not stop in time");
     }
+    keep::close(&state).await;
     served.context("serve http")
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use process_kit::{Listening, ShutdownReason};
-use queen_rbee::{Config, run};
+use queen_rbee::{Config, Storage, run_with};
 use tokio_util::sync::CancellationToken;
 
 /// How long the senders the keeper started get to deliver their final heartbeats when the keeper
@@ -39,13 +39,15 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    // The kept state first: a data directory that cannot be used stops the queen before it binds.
+    let storage = Storage::open(&config)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("failed to bind {}", config.bind))?;
     let signal = process_kit::shutdown_signal().context("install signal handlers")?;
     tracing::info!("{}", Listening(listener.local_addr()?));
     let shutdown = CancellationToken::new();
-    let server = run(config, listener, shutdown.clone());
+    let server = run_with(config, storage, listener, shutdown.clone());
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result,

@@ -30,6 +30,12 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
+/// Upper bounds of the store's commit lag histogram, in seconds: fine around the 100 ms the
+/// contract allows.
+const COMMIT_LAG_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0,
+];
+
 /// A label set of static names and values, e.g. `[("kind", "worker"), ("to", "online")]`.
 type Labels<const N: usize> = [(&'static str, &'static str); N];
 
@@ -47,6 +53,10 @@ pub(crate) struct Metrics {
     /// The newest revision published to watchers.
     revision: Gauge,
     latency: LatencyHistogram,
+    store_commits: Counter,
+    store_rows: Counter,
+    store_errors: Counter,
+    commit_lag: LatencyHistogram,
 }
 
 impl fmt::Debug for Metrics {
@@ -66,6 +76,10 @@ impl Default for Metrics {
         let watch_subscribers = Gauge::default();
         let revision = Gauge::default();
         let latency = LatencyHistogram::default();
+        let store_commits = Counter::default();
+        let store_rows = Counter::default();
+        let store_errors = Counter::default();
+        let commit_lag = LatencyHistogram::with_bounds(&COMMIT_LAG_BUCKETS);
         // Every kind and target is shown from the start, at 0; rejections only once they happen.
         for kind in Kind::ALL {
             for to in Target::ALL {
@@ -119,6 +133,26 @@ impl Default for Metrics {
             "Time to produce a response (stream bodies excluded)",
             latency.clone(),
         );
+        registry.register(
+            "rbee_store_writes",
+            "Transactions committed to the kept state",
+            store_commits.clone(),
+        );
+        registry.register(
+            "rbee_store_rows_written",
+            "Entry and transition rows written to the kept state",
+            store_rows.clone(),
+        );
+        registry.register(
+            "rbee_store_errors",
+            "Writes to the kept state that failed (each is retried)",
+            store_errors.clone(),
+        );
+        registry.register(
+            "rbee_store_commit_lag_seconds",
+            "From a change entering the change log to its commit, oldest change of each batch",
+            commit_lag.clone(),
+        );
         Self {
             registry,
             received: Kind::ALL
@@ -131,7 +165,23 @@ impl Default for Metrics {
             watch_subscribers,
             revision,
             latency,
+            store_commits,
+            store_rows,
+            store_errors,
+            commit_lag,
         }
+    }
+}
+
+impl fleet_store::Observer for Metrics {
+    fn committed(&self, rows: usize, lag: Duration) {
+        self.store_commits.inc();
+        self.store_rows.inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+        self.commit_lag.observe(lag);
+    }
+
+    fn failed(&self) {
+        self.store_errors.inc();
     }
 }
 
@@ -204,24 +254,43 @@ fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Request latency in [`LATENCY_BUCKETS`]: relaxed atomic adds to record, summed when rendered.
-#[derive(Debug, Clone, Default)]
+/// A duration histogram over fixed bounds (at most 15): relaxed atomic adds to record, summed
+/// when rendered.
+#[derive(Debug, Clone)]
 struct LatencyHistogram(Arc<LatencyCounts>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LatencyCounts {
-    /// Observations per bucket, not cumulative; the last slot counts those above every bound.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    bounds: &'static [f64],
+    /// Observations per bucket, not cumulative; the slot after the bounds counts those above
+    /// every bound.
+    buckets: [AtomicU64; 16],
     sum_nanos: AtomicU64,
 }
 
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::with_bounds(&LATENCY_BUCKETS)
+    }
+}
+
 impl LatencyHistogram {
+    fn with_bounds(bounds: &'static [f64]) -> Self {
+        debug_assert!(bounds.len() < 16);
+        Self(Arc::new(LatencyCounts {
+            bounds: &bounds[..bounds.len().min(15)],
+            buckets: Default::default(),
+            sum_nanos: AtomicU64::new(0),
+        }))
+    }
+
     fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let i = LATENCY_BUCKETS
+        let bounds = self.0.bounds;
+        let i = bounds
             .iter()
             .position(|&le| secs <= le)
-            .unwrap_or(LATENCY_BUCKETS.len());
+            .unwrap_or(bounds.len());
         self.0.buckets[i].fetch_add(1, Relaxed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.0.sum_nanos.fetch_add(nanos, Relaxed);
@@ -230,8 +299,12 @@ impl LatencyHistogram {
 
 impl EncodeMetric for LatencyHistogram {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
-        let counts: Vec<u64> = self.0.buckets.iter().map(|b| b.load(Relaxed)).collect();
-        let bounded: Vec<(f64, u64)> = LATENCY_BUCKETS
+        let bounds = self.0.bounds;
+        let counts: Vec<u64> = self.0.buckets[..=bounds.len()]
+            .iter()
+            .map(|b| b.load(Relaxed))
+            .collect();
+        let bounded: Vec<(f64, u64)> = bounds
             .iter()
             .copied()
             .zip(counts.iter().copied())

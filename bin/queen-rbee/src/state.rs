@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use fleet_store::Store;
 use heartbeat_registry::RegistryConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +21,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Shared {
     fleet: Fleet,
+    /// The kept state; `None` with `--ephemeral`.
+    store: Option<Arc<Store>>,
     streams: Streams,
     metrics: Arc<Metrics>,
     settings: Settings,
@@ -56,8 +59,22 @@ struct Settings {
 }
 
 impl AppState {
-    /// Builds the state for `config`; `shutdown` ends open streams when cancelled.
+    /// Builds the state for `config` with nothing kept on disk and a new epoch; `shutdown` ends
+    /// open streams when cancelled.
     pub fn new(config: &crate::Config, shutdown: CancellationToken) -> Self {
+        Self::build(config, shutdown, new_epoch(), 0, None, Arc::new(Metrics::default()))
+    }
+
+    /// Builds the state with a change log of `epoch` continuing after `revision`, writing to
+    /// `store` when there is one.
+    pub(crate) fn build(
+        config: &crate::Config,
+        shutdown: CancellationToken,
+        epoch: String,
+        revision: u64,
+        store: Option<Arc<Store>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let registry = RegistryConfig {
             timeout: config.heartbeat_timeout,
             retention: config.retention,
@@ -68,10 +85,10 @@ impl AppState {
             revisions: config.watch_history,
             age: config.watch_history_age,
         };
-        let metrics = Arc::new(Metrics::default());
         Self {
             shared: Arc::new(Shared {
-                fleet: Fleet::new(registry, history, new_epoch(), Arc::clone(&metrics)),
+                fleet: Fleet::new(registry, history, epoch, revision, Arc::clone(&metrics)),
+                store,
                 streams: Streams::default(),
                 metrics,
                 settings: Settings {
@@ -89,6 +106,11 @@ impl AppState {
     /// The registries and the change log.
     pub(crate) fn fleet(&self) -> &Fleet {
         &self.shared.fleet
+    }
+
+    /// The kept state, unless the queen is ephemeral.
+    pub(crate) fn store(&self) -> Option<&Arc<Store>> {
+        self.shared.store.as_ref()
     }
 
     /// The streams' shared state.
@@ -128,6 +150,6 @@ impl AppState {
 }
 
 /// A new epoch: random, so that two runs of the queen never share one.
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     format!("{:016x}", rand::random::<u64>())
 }

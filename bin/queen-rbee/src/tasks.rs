@@ -6,7 +6,7 @@ use shared_contract::Transition;
 use tokio::time::{Instant, sleep, sleep_until};
 use tracing::{debug, info};
 
-use crate::state::AppState;
+use crate::{changelog::Published, state::AppState};
 
 /// The longest the expiry task sleeps without looking, as a safety net.
 const EXPIRY_MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -25,7 +25,7 @@ pub(crate) async fn publish_changes(state: AppState) {
             () = shutdown.cancelled() => break,
             () = log.appended() => {}
         }
-        let published = log.publish();
+        let published = publish(&state);
         state.metrics().revision(log.published());
         for change in published {
             if let Some(transition) = &change.transition {
@@ -35,7 +35,17 @@ pub(crate) async fn publish_changes(state: AppState) {
         }
     }
     // Publish what was appended before the stop, for streams that are still being drained.
-    log.publish();
+    publish(&state);
+}
+
+/// Publishes what was appended to the change log and hands it to the store, if there is one.
+pub(crate) fn publish(state: &AppState) -> Vec<Published> {
+    let store = state.store();
+    let mut published = state.fleet().log().publish(store.is_some());
+    if let Some(store) = store {
+        store.record(published.iter_mut().filter_map(|p| p.kept.take()));
+    }
+    published
 }
 
 /// Publishes a summary every snapshot interval and shortly after every change that alters it,

@@ -17,6 +17,10 @@ use crate::{Env, process::Server};
 /// Starts the queen with `--bind 127.0.0.1:0` and `flags`, pinned like every server.
 pub(crate) async fn spawn_queen(env: &Env, flags: &[(&str, String)]) -> anyhow::Result<Server> {
     let mut args = vec!["--bind".to_owned(), "127.0.0.1:0".to_owned()];
+    // Nothing on disk unless the scenario names a data directory.
+    if !flags.iter().any(|(flag, _)| *flag == "--data-dir") {
+        args.push("--ephemeral".to_owned());
+    }
     for (flag, value) in flags {
         args.push((*flag).to_owned());
         args.push(value.clone());

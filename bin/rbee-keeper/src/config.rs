@@ -56,6 +56,14 @@ pub struct UpArgs {
     /// Where queen-rbee, rbee-hive and llm-worker live [default: next to rbee-keeper].
     #[arg(long, env = "RBEE_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+
+    /// Where the queen keeps the fleet's state [default: the queen's, ~/.local/state/rbee].
+    #[arg(long, env = "RBEE_DATA_DIR", conflicts_with = "ephemeral")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The queen keeps nothing on disk: the next `up` starts with an empty fleet.
+    #[arg(long, env = "RBEE_EPHEMERAL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub ephemeral: bool,
 }
 
 /// How to reach a queen.

@@ -9,12 +9,55 @@
 mod registry;
 mod slot;
 
-pub use registry::{Change, Locked, Registry, Sink, View};
+pub use registry::{Change, Locked, RESTORED_TIMEOUT_REASON, Registry, Sink, View};
 
 use std::{str::FromStr, time::Duration};
 
-use shared_contract::{State, Status, Transition, ValidationError};
+use serde::{Deserialize, Serialize};
+use shared_contract::{Entry, State, Status, Timestamp, Transition, ValidationError};
 use tokio::time::Instant;
+
+/// An entry as the queen keeps it across restarts (SPEC section 10): its last material state,
+/// with wall-clock times only, since monotonic instants mean nothing to another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept<P> {
+    /// The last payload of the newest incarnation seen.
+    pub payload: P,
+    /// Liveness when it was kept.
+    pub state: State,
+    /// Queen wall-clock time of the first heartbeat.
+    pub first_seen: Timestamp,
+    /// Queen wall-clock time of the last heartbeat kept.
+    pub last_seen: Timestamp,
+    /// When the entry entered `state`; retention of offline and left entries counts from here.
+    pub since: Timestamp,
+    /// The last clock skew observed.
+    pub clock_skew_ms: i64,
+    /// Restarts counted so far.
+    pub restarts: u32,
+    /// Whether a conflict episode was going on.
+    pub conflict: bool,
+    /// Whether it was still unconfirmed since an earlier restore.
+    #[serde(default)]
+    pub restored: bool,
+}
+
+impl<P: Clone> Kept<P> {
+    /// The kept form of an entry as listed, which entered its state at `since`.
+    pub fn from_entry(entry: &Entry<P>, since: Timestamp) -> Self {
+        Self {
+            payload: entry.payload.clone(),
+            state: entry.state,
+            first_seen: entry.first_seen,
+            last_seen: entry.last_seen,
+            since,
+            clock_skew_ms: entry.clock_skew_ms,
+            restarts: entry.restarts,
+            conflict: entry.conflict,
+            restored: entry.restored,
+        }
+    }
+}
 
 /// Limits and timings of one registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,12 @@ use shared_contract::{Entry, Heartbeat, Id, State, Target, Timestamp, Transition
 use tokio::time::Instant;
 
 use crate::{
-    Counts, Expired, Filter, RegistryConfig, RegistryError, Upsert,
+    Counts, Expired, Filter, Kept, RegistryConfig, RegistryError, Upsert,
     slot::{Change as SlotChange, Slot},
 };
+
+/// Why a restored entry that never sent a heartbeat since the queen started went offline.
+pub const RESTORED_TIMEOUT_REASON: &str = "no heartbeat since queen restart";
 
 /// A cheap-to-clone handle to one registry (hives or workers).
 ///
@@ -40,6 +43,9 @@ pub struct Change<T> {
     pub id: Id,
     /// The entry after the change, as listed; `None` when it was removed.
     pub entry: Option<Entry<Arc<T>>>,
+    /// When the entry entered its current state on the queen's wall clock (for a removal, when
+    /// it was removed): with `entry`, what the queen keeps across restarts (see [`Kept`]).
+    pub since: Timestamp,
     /// The transition, when the change is one (every removal is).
     pub transition: Option<Transition>,
 }
@@ -144,12 +150,20 @@ impl<T: Heartbeat> Registry<T> {
                 // Retention counts from the moment the timeout elapsed, not from when this
                 // pass happened to run.
                 slot.since = slot.last_seen_at + timeout;
+                slot.since_wall = wall
+                    - chrono::Duration::from_std(now.saturating_duration_since(slot.since))
+                        .unwrap_or_default();
                 slot.state = State::Offline;
                 out.changed = true;
+                let reason = if slot.restored {
+                    RESTORED_TIMEOUT_REASON
+                } else {
+                    "heartbeat timeout"
+                };
                 let transition = SlotChange {
                     from: Some(State::Online),
                     to: Target::Offline,
-                    reason: Cow::Borrowed("heartbeat timeout"),
+                    reason: Cow::Borrowed(reason),
                 }
                 .into_transition::<T>(slot.id.clone(), wall);
                 out.transitions.push(transition.clone());
@@ -171,6 +185,7 @@ impl<T: Heartbeat> Registry<T> {
                 (self.shared.sink)(Change {
                     id: slot.id.clone(),
                     entry: None,
+                    since: wall,
                     transition: Some(transition),
                 });
                 return false;
@@ -217,9 +232,63 @@ impl<T: Heartbeat> Registry<T> {
         (self.shared.sink)(Change {
             id: slot.id,
             entry: None,
+            since: wall,
             transition: Some(transition.clone()),
         });
         Some(transition)
+    }
+
+    /// Brings back entries kept across a restart, at the queen's start (`now`, `wall`), and
+    /// returns how many came back. Each restored online entry is a material change (it is now
+    /// `restored` and not available); an offline or left entry whose retention ran out while the
+    /// queen was down is removed with a `removed` transition. Ids already present are left alone.
+    pub fn restore(
+        &self,
+        kept: impl IntoIterator<Item = Kept<T>>,
+        now: Instant,
+        wall: Timestamp,
+    ) -> usize {
+        let retention = self.shared.config.retention;
+        let mut entries = self.shared.entries.lock();
+        let mut restored = 0;
+        for kept in kept {
+            let Ok(id) = Id::parse("id", kept.payload.id()) else {
+                continue;
+            };
+            if entries.contains_key(&id) {
+                continue;
+            }
+            let left_ago = (wall - kept.since).to_std().unwrap_or_default();
+            if kept.state != State::Online && left_ago >= retention {
+                let transition = SlotChange {
+                    from: Some(kept.state),
+                    to: Target::Removed,
+                    reason: Cow::Borrowed("retention expired"),
+                }
+                .into_transition::<T>(id.clone(), wall);
+                (self.shared.sink)(Change {
+                    id,
+                    entry: None,
+                    since: wall,
+                    transition: Some(transition),
+                });
+                continue;
+            }
+            let online = kept.state == State::Online;
+            let slot = Slot::restore(id.clone(), kept, now, wall);
+            if online {
+                self.emit(&slot, now, None);
+            }
+            entries.insert(id, slot);
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Returns every entry as kept across restarts, with its current volatile fields
+    /// (`last_seen`, skew), for a final write at a graceful stop.
+    pub fn kept(&self) -> Vec<Kept<Arc<T>>> {
+        self.shared.entries.lock().values().map(Slot::kept).collect()
     }
 
     /// Returns one entry as listed, aged against `now`.
@@ -275,6 +344,7 @@ impl<T: Heartbeat> Registry<T> {
         (self.shared.sink)(Change {
             id: slot.id.clone(),
             entry: Some(slot.entry(now)),
+            since: slot.since_wall,
             transition,
         });
     }

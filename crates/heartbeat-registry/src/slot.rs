@@ -5,7 +5,7 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 use shared_contract::{Difference, Entry, Heartbeat, Id, State, Target, Timestamp, Transition};
 use tokio::time::Instant;
 
-use crate::is_available;
+use crate::{Kept, is_available};
 
 /// What the registry remembers about one id.
 #[derive(Debug)]
@@ -20,6 +20,8 @@ pub(crate) struct Slot<T> {
     pub(crate) last_seen_at: Instant,
     /// When the entry entered its current state; retention counts from here.
     pub(crate) since: Instant,
+    /// The same moment on the queen's wall clock, kept so that retention survives a restart.
+    pub(crate) since_wall: Timestamp,
     pub(crate) clock_skew_ms: i64,
     pub(crate) restarts: u32,
     /// The last heartbeat from an older incarnation, while a conflict episode lasts.
@@ -28,6 +30,8 @@ pub(crate) struct Slot<T> {
     pub(crate) usage_counted_at: Instant,
     /// Whether the payload holds usage figures that no revision has carried yet.
     pub(crate) usage_pending: bool,
+    /// Brought back from kept state and not heard from since the queen started.
+    pub(crate) restored: bool,
 }
 
 /// A transition before it is given its id and wall time.
@@ -78,11 +82,13 @@ impl<T: Heartbeat> Slot<T> {
             last_seen: wall,
             last_seen_at: now,
             since: now,
+            since_wall: wall,
             clock_skew_ms,
             restarts: 0,
             last_conflict_at: None,
             usage_counted_at: now,
             usage_pending: false,
+            restored: false,
         };
         let change = Change {
             from: None,
@@ -143,7 +149,10 @@ impl<T: Heartbeat> Slot<T> {
 
         if new_state != old_state {
             self.since = now;
+            self.since_wall = wall;
         }
+        // The first beat since a restart confirms the entry: that alone is a material change.
+        let confirmed = std::mem::take(&mut self.restored);
         self.state = new_state;
         self.payload = payload;
         self.last_seen = wall;
@@ -154,7 +163,8 @@ impl<T: Heartbeat> Slot<T> {
             self.usage_pending = true;
         }
         let usage_due = self.usage_pending && now >= self.usage_counted_at + usage_interval;
-        let material = reason.is_some() || difference == Difference::Material || usage_due;
+        let material =
+            reason.is_some() || confirmed || difference == Difference::Material || usage_due;
         if material {
             // The revision carries the latest usage figures whatever made it.
             self.usage_pending = false;
@@ -184,11 +194,12 @@ impl<T: Heartbeat> Slot<T> {
     }
 
     pub(crate) fn is_available(&self) -> bool {
-        is_available(
-            self.state,
-            self.payload.status(),
-            self.payload.health().status(),
-        )
+        !self.restored
+            && is_available(
+                self.state,
+                self.payload.status(),
+                self.payload.health().status(),
+            )
     }
 
     /// Returns the entry as listed, aged against `now`.
@@ -206,6 +217,55 @@ impl<T: Heartbeat> Slot<T> {
             clock_skew_ms: self.clock_skew_ms,
             restarts: self.restarts,
             conflict: self.last_conflict_at.is_some(),
+            restored: self.restored,
+        }
+    }
+
+    /// Returns the entry as kept across restarts.
+    pub(crate) fn kept(&self) -> Kept<Arc<T>> {
+        Kept {
+            payload: Arc::clone(&self.payload),
+            state: self.state,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            since: self.since_wall,
+            clock_skew_ms: self.clock_skew_ms,
+            restarts: self.restarts,
+            conflict: self.last_conflict_at.is_some(),
+            restored: self.restored,
+        }
+    }
+
+    /// Rebuilds a slot from its kept form at the queen's start (`now`, `wall`), per SPEC
+    /// section 10: an online entry gets a fresh timeout and is marked restored; offline and left
+    /// entries keep their retention clock. Monotonic instants are placed as far in the past as
+    /// the wall clock says, bounded by what the monotonic clock can represent.
+    pub(crate) fn restore(id: Id, kept: Kept<T>, now: Instant, wall: Timestamp) -> Self {
+        let ago = |at: Timestamp| {
+            let elapsed = (wall - at).to_std().unwrap_or_default();
+            now.checked_sub(elapsed).unwrap_or(now)
+        };
+        let online = kept.state == State::Online;
+        let (last_seen_at, since) = if online {
+            (now, now)
+        } else {
+            (ago(kept.last_seen), ago(kept.since))
+        };
+        Self {
+            id,
+            payload: Arc::new(kept.payload),
+            state: kept.state,
+            first_seen: kept.first_seen,
+            last_seen: kept.last_seen,
+            last_seen_at,
+            since,
+            since_wall: kept.since,
+            clock_skew_ms: kept.clock_skew_ms,
+            restarts: kept.restarts,
+            last_conflict_at: kept.conflict.then_some(now),
+            usage_counted_at: now,
+            usage_pending: false,
+            restored: kept.restored || online,
         }
     }
 }

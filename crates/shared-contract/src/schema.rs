@@ -68,6 +68,12 @@ impl<T: ToSchema + Kinded> PartialSchema for Entry<T> {
                     .schema_type(Type::Boolean)
                     .description(Some("present and true while two processes send this id")),
             )
+            .property(
+                "restored",
+                ObjectBuilder::new().schema_type(Type::Boolean).description(Some(
+                    "present and true from a queen restart until the entry's first heartbeat since",
+                )),
+            )
             .into()
     }
 }

@@ -30,6 +30,10 @@ pub struct Entry<T> {
     /// Whether two live processes appear to send under this id.
     #[serde(default)]
     pub conflict: bool,
+    /// Brought back from kept state at the queen's start and not heard from since; a restored
+    /// entry is not available.
+    #[serde(default)]
+    pub restored: bool,
 }
 
 impl<T: Serialize + Kinded> Serialize for Entry<T> {
@@ -45,6 +49,9 @@ impl<T: Serialize + Kinded> Serialize for Entry<T> {
         map.serialize_entry("restarts", &self.restarts)?;
         if self.conflict {
             map.serialize_entry("conflict", &true)?;
+        }
+        if self.restored {
+            map.serialize_entry("restored", &true)?;
         }
         map.end()
     }
@@ -128,6 +135,7 @@ mod tests {
             clock_skew_ms: -3,
             restarts: 0,
             conflict: false,
+            restored: false,
         };
         let json = serde_json::to_value(&entry).unwrap();
         assert_eq!(json["hive"]["id"], "h1");

@@ -9,7 +9,7 @@ use utoipa::{
     openapi::{
         ArrayBuilder, ComponentsBuilder, Content, ContentBuilder, InfoBuilder, ObjectBuilder,
         OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response, ResponseBuilder,
-        Schema, Type,
+        KnownFormat, Schema, SchemaFormat, Type,
         path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
         request_body::RequestBodyBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
@@ -96,7 +96,17 @@ pub(super) fn health() -> OperationBuilder {
                         .schema_type(Type::String)
                         .enum_values(Some(["ok"])),
                 )
-                .required("status"),
+                .required("status")
+                .property(
+                    "store",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["ok", "failing", "none"]))
+                        .description(Some(
+                            "whether the kept state is written (ok), writes fail (failing) or nothing is kept (none)",
+                        )),
+                )
+                .required("store"),
         ),
     )
 }
@@ -140,7 +150,6 @@ pub(super) fn summary_stream() -> OperationBuilder {
 }
 
 pub(super) fn watch() -> OperationBuilder {
-    let string = || ObjectBuilder::new().schema_type(Type::String);
     guarded(
         "watch",
         "Server-Sent Events: `sync` (every entry at a revision), then `upsert` and `remove` per change; ids are EPOCH:REVISION and resume with Last-Event-ID or ?since=",
@@ -169,19 +178,39 @@ pub(super) fn watch() -> OperationBuilder {
 }
 
 pub(super) fn events() -> OperationBuilder {
-    guarded("events", "The most recent transitions, newest last")
-        .parameter(
-            ParameterBuilder::new()
-                .name("limit")
-                .parameter_in(ParameterIn::Query)
-                .required(Required::False)
-                .description(Some("how many (default 100; at most 1000 are kept)"))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(0)),
-                )),
-        )
+    let query = |name: &str, description: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+    };
+    let time = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+    guarded(
+        "events",
+        "Transitions from the kept history, oldest first: with since the first limit from then on, \
+         without it the newest limit",
+    )
+    .parameter(query(
+        "limit",
+        "how many (default 100, at most 1000 per answer)",
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0)),
+    ))
+    .parameter(query("since", "from this time on (RFC 3339, inclusive)", time()))
+    .parameter(query("until", "before this time (RFC 3339, exclusive)", time()))
+    .parameter(query(
+        "kind",
+        "only this kind",
+        string().enum_values(Some(shared_contract::Kind::ALL.map(|k| k.as_str()))),
+    ))
+    .parameter(query(
+        "id",
+        "only this entry",
+        string().min_length(Some(1)).max_length(Some(128)),
+    ))
         .response(
             "200",
             json(
@@ -190,6 +219,10 @@ pub(super) fn events() -> OperationBuilder {
             ),
         )
         .response("400", error("invalid query parameter"))
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
 }
 
 fn token_parameter() -> ParameterBuilder {

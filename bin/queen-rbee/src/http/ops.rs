@@ -11,12 +11,15 @@ use crate::state::AppState;
 /// The dashboard, embedded so the binary is self-contained.
 const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
 
-/// Answers `{"status":"ok"}` whenever the queen is serving.
-pub(super) async fn health() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
+/// Answers `{"status":"ok","store":…}` whenever the queen is serving; `store` says whether the
+/// kept state is being written (`ok`), writes fail (`failing`) or nothing is kept (`none`).
+pub(super) async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let body = match state.store().map(|store| store.health()) {
+        None => r#"{"status":"ok","store":"none"}"#,
+        Some(fleet_store::Health::Ok) => r#"{"status":"ok","store":"ok"}"#,
+        Some(fleet_store::Health::Failing) => r#"{"status":"ok","store":"failing"}"#,
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 /// Returns the Prometheus text exposition.

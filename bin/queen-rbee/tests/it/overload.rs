@@ -93,6 +93,7 @@ async fn stalled_subscribers_neither_delay_readers_nor_grow_memory() {
     let mut queen = Daemon::builder_for(env!("CARGO_BIN_EXE_queen-rbee"))
         .name("queen-rbee")
         .args([
+            "--ephemeral",
             "--bind",
             "127.0.0.1:0",
             "--snapshot-interval",

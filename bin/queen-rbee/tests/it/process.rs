@@ -7,7 +7,9 @@ use test_support::{Daemon, JsonClient, Signal};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn queen() -> test_support::DaemonBuilder {
-    Daemon::builder_for(env!("CARGO_BIN_EXE_queen-rbee")).name("queen-rbee")
+    Daemon::builder_for(env!("CARGO_BIN_EXE_queen-rbee"))
+        .name("queen-rbee")
+        .arg("--ephemeral")
 }
 
 #[tokio::test]
@@ -21,7 +23,7 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     let client = JsonClient::new(format!("http://{addr}"));
     let (status, body) = client.get("/health").await.unwrap();
     assert_eq!(status, 200);
-    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    assert_eq!(body, serde_json::json!({"status": "ok", "store": "none"}));
 
     // An open stream must not hold the shutdown up.
     let _stream =

@@ -224,7 +224,7 @@ async fn the_event_ring_keeps_the_latest_thousand() {
 async fn health_metrics_and_dashboard_answer() {
     let app = App::new(&config());
     let (status, body) = app.get("/health").await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok", "store": "none"})));
 
     app.post("/v1/worker-heartbeat", &worker("w1")).await;
     let mut bad = worker("w2");

@@ -31,6 +31,9 @@ pub(crate) fn config() -> Config {
         insecure_no_auth: false,
         watch_history: 10_000,
         watch_history_age: Duration::from_secs(300),
+        data_dir: None,
+        ephemeral: true,
+        history_retention: Duration::from_secs(7 * 24 * 3600),
     }
 }
 

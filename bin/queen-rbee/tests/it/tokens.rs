@@ -103,7 +103,8 @@ async fn the_token_never_reaches_the_logs() {
     const SECRET: &str = "Zq9-secret-token-that-must-not-be-logged";
     let mut queen = Daemon::builder_for(env!("CARGO_BIN_EXE_queen-rbee"))
         .name("queen-rbee")
-        .args(["--bind", "127.0.0.1:0", "--snapshot-interval", "100ms"])
+        .args(["--ephemeral", "--bind", "127.0.0.1:0"])
+        .args(["--snapshot-interval", "100ms"])
         .env("RBEE_TOKEN", SECRET)
         .env("RUST_LOG", "trace")
         .spawn();

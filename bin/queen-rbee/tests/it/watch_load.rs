@@ -93,6 +93,7 @@ async fn stalled_watchers_get_a_sync_and_readers_stay_on_time() {
     let mut queen = Daemon::builder_for(env!("CARGO_BIN_EXE_queen-rbee"))
         .name("queen-rbee")
         .args([
+            "--ephemeral",
             "--bind",
             "127.0.0.1:0",
             "--heartbeat-timeout",

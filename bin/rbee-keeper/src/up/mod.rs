@@ -99,19 +99,22 @@ async fn start_and_supervise(
     let hive_id = local_hive_id();
 
     let queen_addr = format!("127.0.0.1:{}", args.port);
-    fleet.spawn(
-        Role::Queen,
-        &queen_addr,
-        &bins.queen,
-        &[
-            "--bind",
-            &queen_addr,
-            "--heartbeat-interval",
-            &pace.interval,
-            "--heartbeat-timeout",
-            &pace.timeout,
-        ],
-    )?;
+    let mut queen_args = vec![
+        "--bind".to_owned(),
+        queen_addr.clone(),
+        "--heartbeat-interval".to_owned(),
+        pace.interval.clone(),
+        "--heartbeat-timeout".to_owned(),
+        pace.timeout.clone(),
+    ];
+    if args.ephemeral {
+        queen_args.push("--ephemeral".to_owned());
+    } else if let Some(dir) = &args.data_dir {
+        queen_args.push("--data-dir".to_owned());
+        queen_args.push(dir.display().to_string());
+    }
+    let queen_args: Vec<&str> = queen_args.iter().map(String::as_str).collect();
+    fleet.spawn(Role::Queen, &queen_addr, &bins.queen, &queen_args)?;
     fleet
         .unless_one_exits(readiness::wait_for_queen(queen, deadline))
         .await?;
