@@ -33,7 +33,7 @@ impl EventLog {
             .iter()
             .filter(|(revision, t)| {
                 *revision > after
-                    && query.matches(t.kind.as_str(), t.id.as_str(), t.at.timestamp_millis())
+                    && query.matches(t.kind.as_str(), t.id.as_str(), t.at.timestamp_micros())
             })
             .cloned()
             .collect()

@@ -124,7 +124,7 @@ fn kept_json<P: Serialize>(kept: &Kept<P>) -> Option<String> {
 /// A transition as stored for `/v1/events`.
 fn transition_record(transition: &Transition) -> Option<TransitionRecord> {
     Some(TransitionRecord {
-        at_ms: transition.at.timestamp_millis(),
+        at_us: transition.at.timestamp_micros(),
         body: serde_json::to_string(transition)
             .inspect_err(|error| tracing::error!(%error, "cannot serialize a transition to keep"))
             .ok()?,
@@ -308,7 +308,9 @@ impl Fleet {
                 let mut entries = Vec::new();
                 for row in self.kept.iter().filter(|r| r.kind == T::KIND.as_str()) {
                     match serde_json::from_str::<Kept<T>>(&row.body) {
-                        Ok(kept) if kept.payload.id() == row.id && kept.payload.validate().is_ok() => {
+                        Ok(kept)
+                            if kept.payload.id() == row.id && kept.payload.validate().is_ok() =>
+                        {
                             entries.push(kept);
                         }
                         Ok(_) => {
@@ -348,7 +350,10 @@ impl Fleet {
             .filter(|r| !Kind::ALL.iter().any(|k| k.as_str() == r.kind))
             .count();
         if unknown > 0 {
-            warn!(rows = unknown, "kept entries of an unknown kind were skipped");
+            warn!(
+                rows = unknown,
+                "kept entries of an unknown kind were skipped"
+            );
         }
         match restore.error {
             Some(error) => Err(error),

@@ -176,7 +176,8 @@ impl Default for Metrics {
 impl fleet_store::Observer for Metrics {
     fn committed(&self, rows: usize, lag: Duration) {
         self.store_commits.inc();
-        self.store_rows.inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+        self.store_rows
+            .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
         self.commit_lag.observe(lag);
     }
 
@@ -304,11 +305,7 @@ impl EncodeMetric for LatencyHistogram {
             .iter()
             .map(|b| b.load(Relaxed))
             .collect();
-        let bounded: Vec<(f64, u64)> = bounds
-            .iter()
-            .copied()
-            .zip(counts.iter().copied())
-            .collect();
+        let bounded: Vec<(f64, u64)> = bounds.iter().copied().zip(counts.iter().copied()).collect();
         let count = counts.iter().sum();
         #[allow(
             clippy::cast_precision_loss,

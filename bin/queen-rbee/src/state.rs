@@ -62,7 +62,14 @@ impl AppState {
     /// Builds the state for `config` with nothing kept on disk and a new epoch; `shutdown` ends
     /// open streams when cancelled.
     pub fn new(config: &crate::Config, shutdown: CancellationToken) -> Self {
-        Self::build(config, shutdown, new_epoch(), 0, None, Arc::new(Metrics::default()))
+        Self::build(
+            config,
+            shutdown,
+            new_epoch(),
+            0,
+            None,
+            Arc::new(Metrics::default()),
+        )
     }
 
     /// Builds the state with a change log of `epoch` continuing after `revision`, writing to

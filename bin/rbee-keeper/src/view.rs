@@ -130,12 +130,11 @@ pub(crate) fn render(
             out.push(format!("  {}", format::transition_line(t)));
         }
     }
-    if let Bound::Lines(total) = opts.bound {
-        if !filter.all {
+    if let Bound::Lines(total) = opts.bound
+        && !filter.all {
             // A terminal too small for the fixed parts still gets no more lines than it has.
             out.truncate(total);
         }
-    }
     out
 }
 

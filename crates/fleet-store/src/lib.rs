@@ -65,8 +65,8 @@ pub struct Record {
 /// A transition as kept for `/v1/events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionRecord {
-    /// Queen wall-clock time of the transition, in milliseconds since the Unix epoch.
-    pub at_ms: i64,
+    /// Queen wall-clock time of the transition, in microseconds since the Unix epoch.
+    pub at_us: i64,
     /// The transition as served, JSON.
     pub body: String,
 }
@@ -135,10 +135,12 @@ impl Store {
     /// Names the change log the kept revisions belong to and marks the store in use, so that a
     /// stop without [`Store::close`] is recognised at the next start. Written at once.
     pub fn begin(&self, epoch: &str, revision: u64) -> Result<(), OpenError> {
-        self.writer.begin(epoch, revision).map_err(|error| OpenError::Write {
-            path: self.path.clone(),
-            error,
-        })
+        self.writer
+            .begin(epoch, revision)
+            .map_err(|error| OpenError::Write {
+                path: self.path.clone(),
+                error,
+            })
     }
 
     /// Queues changes for the next batch; never waits on the disk.

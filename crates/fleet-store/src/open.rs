@@ -214,9 +214,7 @@ fn read_kept(conn: &Connection) -> rusqlite::Result<Kept> {
         .optional()
     };
     let epoch = meta("epoch")?;
-    let revision = meta("revision")?
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
+    let revision = meta("revision")?.and_then(|r| r.parse().ok()).unwrap_or(0);
     let clean = meta("clean")?.as_deref() == Some("1");
     let mut stmt = conn.prepare("SELECT kind, id, body FROM entries ORDER BY kind, id")?;
     let entries = stmt

@@ -4,14 +4,14 @@ use rusqlite::{Connection, ToSql};
 
 use crate::QueryError;
 
-/// Which transitions to return. Times are milliseconds since the Unix epoch.
+/// Which transitions to return. Times are microseconds since the Unix epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
     /// From this time on (inclusive). With it the first `limit` matches are returned (paging
     /// forward); without it the newest `limit`.
-    pub since_ms: Option<i64>,
+    pub since_us: Option<i64>,
     /// Before this time (exclusive).
-    pub until_ms: Option<i64>,
+    pub until_us: Option<i64>,
     /// Only this kind.
     pub kind: Option<&'static str>,
     /// Only this entry id.
@@ -21,10 +21,10 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
-    /// Whether a transition of `kind` and `id` at `at_ms` matches the filters (not the limit).
-    pub fn matches(&self, kind: &str, id: &str, at_ms: i64) -> bool {
-        self.since_ms.is_none_or(|since| at_ms >= since)
-            && self.until_ms.is_none_or(|until| at_ms < until)
+    /// Whether a transition of `kind` and `id` at `at_us` matches the filters (not the limit).
+    pub fn matches(&self, kind: &str, id: &str, at_us: i64) -> bool {
+        self.since_us.is_none_or(|since| at_us >= since)
+            && self.until_us.is_none_or(|until| at_us < until)
             && self.kind.is_none_or(|k| k == kind)
             && self.id.as_deref().is_none_or(|i| i == id)
     }
@@ -36,12 +36,12 @@ pub(crate) fn events(
 ) -> Result<Vec<(u64, String)>, QueryError> {
     let mut clauses = Vec::new();
     let mut params: Vec<&dyn ToSql> = Vec::new();
-    if let Some(since) = &query.since_ms {
-        clauses.push("at_ms >= ?");
+    if let Some(since) = &query.since_us {
+        clauses.push("at_us >= ?");
         params.push(since);
     }
-    if let Some(until) = &query.until_ms {
-        clauses.push("at_ms < ?");
+    if let Some(until) = &query.until_us {
+        clauses.push("at_us < ?");
         params.push(until);
     }
     if let Some(kind) = &query.kind {
@@ -60,7 +60,7 @@ pub(crate) fn events(
         format!("WHERE {}", clauses.join(" AND "))
     };
     // Revisions order the transitions as the queen made them, even if its wall clock stepped.
-    let order = if query.since_ms.is_some() {
+    let order = if query.since_us.is_some() {
         "ASC"
     } else {
         "DESC"
@@ -71,10 +71,13 @@ pub(crate) fn events(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt
         .query_map(params.as_slice(), |row| {
-            Ok((row.get::<_, i64>(0)?.unsigned_abs(), row.get::<_, String>(1)?))
+            Ok((
+                row.get::<_, i64>(0)?.unsigned_abs(),
+                row.get::<_, String>(1)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    if query.since_ms.is_none() {
+    if query.since_us.is_none() {
         rows.reverse();
     }
     Ok(rows)

@@ -18,12 +18,12 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE TABLE transitions (
          revision INTEGER PRIMARY KEY,
-         at_ms    INTEGER NOT NULL,
+         at_us    INTEGER NOT NULL,
          kind     TEXT NOT NULL,
          id       TEXT NOT NULL,
          body     TEXT NOT NULL
      );
-     CREATE INDEX transitions_at ON transitions (at_ms);
+     CREATE INDEX transitions_at ON transitions (at_us);
      CREATE INDEX transitions_id ON transitions (id, revision);",
 ];
 

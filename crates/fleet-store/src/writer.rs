@@ -36,6 +36,11 @@ const PRUNE_CHUNK: usize = 5_000;
 /// Transitions queued while writes fail, at most; beyond it the oldest are dropped, and said so.
 const MAX_QUEUED_TRANSITIONS: usize = 200_000;
 
+/// The rows a graceful stop writes last: `(kind, id, kept JSON)`.
+pub(crate) type FinalRows = Vec<(&'static str, String, String)>;
+/// The final rows and until when a failing write is retried.
+type Closing = (FinalRows, Instant);
+
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// The connection until [`Writer::begin`] hands it to the thread.
@@ -63,9 +68,12 @@ struct Pending {
     /// When the oldest change not yet written was appended.
     oldest: Option<Instant>,
     /// Set by [`Writer::close`]: the final rows, and how long to keep retrying.
-    closing: Option<(Vec<(&'static str, String, String)>, Instant)>,
+    closing: Option<Closing>,
     /// Transitions dropped because writes failed for too long, not yet reported.
     dropped: u64,
+    /// Set when the store is dropped without [`Writer::close`]: the thread ends without
+    /// writing more, as if the process had died.
+    abandoned: bool,
 }
 
 impl Pending {
@@ -211,7 +219,11 @@ impl Writer {
         self.shared.committed.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn close(&self, entries: Vec<(&'static str, String, String)>, grace: Duration) -> bool {
+    pub(crate) fn close(
+        &self,
+        entries: Vec<(&'static str, String, String)>,
+        grace: Duration,
+    ) -> bool {
         let Some(handle) = self.thread.lock().take() else {
             return false;
         };
@@ -219,6 +231,15 @@ impl Writer {
         self.shared.wake.notify_one();
         let _ = handle.join();
         !self.shared.failing.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.thread.lock().is_some() {
+            self.shared.pending.lock().abandoned = true;
+            self.shared.wake.notify_one();
+        }
     }
 }
 
@@ -235,7 +256,9 @@ impl Thread {
     fn run(&mut self) {
         let mut retry: Option<Duration> = None;
         loop {
-            let (batch, closing) = self.next_batch(retry);
+            let Some((batch, closing)) = self.next_batch(retry) else {
+                return;
+            };
             let written = if batch.rows() == 0 {
                 Ok(())
             } else {
@@ -280,13 +303,13 @@ impl Thread {
 
     /// Waits for work, lets a batch gather for [`BATCH_WINDOW`] (or the retry delay), and takes
     /// it. When closing, takes whatever there is at once.
-    fn next_batch(
-        &self,
-        retry: Option<Duration>,
-    ) -> (Batch, Option<(Vec<(&'static str, String, String)>, Instant)>) {
+    fn next_batch(&self, retry: Option<Duration>) -> Option<(Batch, Option<Closing>)> {
         let mut pending = self.shared.pending.lock();
         let retry_at = retry.map(|r| Instant::now() + r);
         loop {
+            if pending.abandoned {
+                return None;
+            }
             if pending.closing.is_some() {
                 let closing = pending.closing.take();
                 if let Some(at) = retry_at {
@@ -294,24 +317,34 @@ impl Thread {
                     let deadline = closing.as_ref().map_or(at, |c| c.1).min(at);
                     self.shared.wake.wait_until(&mut pending, deadline);
                 }
-                return (Batch::take(&mut pending), closing);
+                return Some((Batch::take(&mut pending), closing));
             }
             if pending.is_empty() {
                 let prune_at = self.next_prune;
-                if self.shared.wake.wait_until(&mut pending, prune_at).timed_out() {
-                    return (Batch::take(&mut pending), None);
+                if self
+                    .shared
+                    .wake
+                    .wait_until(&mut pending, prune_at)
+                    .timed_out()
+                {
+                    return Some((Batch::take(&mut pending), None));
                 }
                 continue;
             }
             let due = retry_at.unwrap_or_else(|| {
-                pending.oldest.map_or_else(Instant::now, |at| at + BATCH_WINDOW)
+                pending
+                    .oldest
+                    .map_or_else(Instant::now, |at| at + BATCH_WINDOW)
             });
             if Instant::now() >= due {
                 if pending.dropped > 0 {
-                    warn!(dropped = pending.dropped, "writes failed for so long that the oldest queued transitions were dropped from the kept history");
+                    warn!(
+                        dropped = pending.dropped,
+                        "writes failed for so long that the oldest queued transitions were dropped from the kept history"
+                    );
                     pending.dropped = 0;
                 }
-                return (Batch::take(&mut pending), None);
+                return Some((Batch::take(&mut pending), None));
             }
             self.shared.wake.wait_until(&mut pending, due);
         }
@@ -364,12 +397,16 @@ impl Thread {
         let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) else {
             return;
         };
-        let cutoff = i64::try_from(since_epoch.saturating_sub(self.history_retention).as_millis())
-            .unwrap_or(i64::MAX);
+        let cutoff = i64::try_from(
+            since_epoch
+                .saturating_sub(self.history_retention)
+                .as_micros(),
+        )
+        .unwrap_or(i64::MAX);
         loop {
             match self.conn.execute(
                 "DELETE FROM transitions WHERE revision IN
-                     (SELECT revision FROM transitions WHERE at_ms < ?1 LIMIT ?2)",
+                     (SELECT revision FROM transitions WHERE at_us < ?1 LIMIT ?2)",
                 params![cutoff, PRUNE_CHUNK as i64],
             ) {
                 Ok(n) if n == PRUNE_CHUNK => continue,
@@ -398,13 +435,13 @@ fn write(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
             };
         }
         let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO transitions (revision, at_ms, kind, id, body)
+            "INSERT OR REPLACE INTO transitions (revision, at_us, kind, id, body)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for (revision, kind, id, transition) in &batch.transitions {
             insert.execute(params![
                 revision_i64(*revision),
-                transition.at_ms,
+                transition.at_us,
                 kind,
                 id,
                 transition.body

@@ -288,7 +288,12 @@ impl<T: Heartbeat> Registry<T> {
     /// Returns every entry as kept across restarts, with its current volatile fields
     /// (`last_seen`, skew), for a final write at a graceful stop.
     pub fn kept(&self) -> Vec<Kept<Arc<T>>> {
-        self.shared.entries.lock().values().map(Slot::kept).collect()
+        self.shared
+            .entries
+            .lock()
+            .values()
+            .map(Slot::kept)
+            .collect()
     }
 
     /// Returns one entry as listed, aged against `now`.

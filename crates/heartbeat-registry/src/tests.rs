@@ -704,3 +704,154 @@ fn timeouts_conflict_clearing_and_removals_reach_the_sink_in_order() {
     assert!(removed.iter().all(|c| c.entry.is_none()));
     assert!(reg.is_empty());
 }
+
+/// Keeps every entry of `reg` (as a graceful stop would) and decodes them as a new queen reads
+/// them back from its database.
+fn kept_round_trip(reg: &Registry<Fake>) -> Vec<crate::Kept<Fake>> {
+    reg.kept()
+        .iter()
+        .map(|kept| serde_json::from_str(&serde_json::to_string(kept).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn restored_entries_come_back_as_they_were_with_a_fresh_timeout() {
+    let old = registry();
+    let clock = Clock::new();
+    beat(&old, &clock, ms(0), fake("online", Status::Ready));
+    let mut restarted = fake("online", Status::Ready);
+    restarted.started_at = epoch() + TimeDelta::minutes(1);
+    beat(&old, &clock, ms(10), restarted.clone());
+    beat(&old, &clock, ms(0), fake("left", Status::Ready));
+    beat(&old, &clock, ms(20), fake("left", Status::Stopping));
+    beat(&old, &clock, ms(0), fake("offline", Status::Ready));
+    let (now, wall) = clock.at(TIMEOUT + ms(5));
+    beat(&old, &clock, TIMEOUT, restarted);
+    beat(&old, &clock, TIMEOUT, fake("left", Status::Stopping));
+    old.expire(now, wall);
+    assert_eq!(state_of(&old, "offline", now), State::Offline);
+    let kept = kept_round_trip(&old);
+
+    // A new queen starts five seconds of wall time later, on a fresh monotonic clock.
+    let (reg, seen) = recorded();
+    let start = Instant::now();
+    let start_wall = wall + TimeDelta::seconds(5);
+    assert_eq!(reg.restore(kept, start, start_wall), 3);
+
+    let online = reg.get("online", start).unwrap();
+    assert_eq!(online.state, State::Online);
+    assert!(online.restored);
+    assert!(!online.available, "a restored entry is not available");
+    assert_eq!(online.restarts, 1);
+    assert_eq!(
+        online.first_seen,
+        old.get("online", now).unwrap().first_seen
+    );
+    assert_eq!(reg.get("left", start).unwrap().state, State::Left);
+    let offline = reg.get("offline", start).unwrap();
+    assert_eq!(offline.state, State::Offline);
+    assert!(
+        offline.last_seen_ms_ago >= 5_000,
+        "ages continue across the restart: {}",
+        offline.last_seen_ms_ago
+    );
+    // Only the online entry changed (it is now restored): one change, no transition.
+    let changes = taken(&seen);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].id.as_str(), "online");
+    assert!(changes[0].transition.is_none());
+    assert!(changes[0].entry.as_ref().unwrap().restored);
+
+    // The timeout counts from the start, not from the last heartbeat the old queen saw.
+    let just_before = reg.expire(start + TIMEOUT - ms(1), start_wall);
+    assert!(just_before.transitions.is_empty());
+    let expired = reg.expire(start + TIMEOUT, start_wall);
+    assert_eq!(expired.transitions.len(), 1);
+    assert_eq!(
+        expired.transitions[0].reason,
+        crate::RESTORED_TIMEOUT_REASON
+    );
+}
+
+#[test]
+fn the_first_beat_after_a_restore_clears_the_flag() {
+    let old = registry();
+    let clock = Clock::new();
+    beat(&old, &clock, ms(0), fake("w1", Status::Ready));
+    let (reg, seen) = recorded();
+    let start = Instant::now();
+    let (_, wall) = clock.at(ms(100));
+    reg.restore(kept_round_trip(&old), start, wall);
+    taken(&seen);
+
+    let upsert = reg
+        .upsert(fake("w1", Status::Ready), wall, start + ms(50), wall)
+        .unwrap();
+    assert!(
+        upsert.changed,
+        "confirming a restored entry is a material change"
+    );
+    assert!(upsert.transition.is_none());
+    let entry = reg.get("w1", start + ms(50)).unwrap();
+    assert!(!entry.restored);
+    assert!(entry.available);
+    assert_eq!(taken(&seen).len(), 1);
+    // From then on the usual rules: an identical beat changes nothing.
+    let again = reg
+        .upsert(fake("w1", Status::Ready), wall, start + ms(60), wall)
+        .unwrap();
+    assert!(!again.changed);
+}
+
+#[test]
+fn retention_keeps_counting_across_a_restore() {
+    let old = registry();
+    let clock = Clock::new();
+    beat(&old, &clock, ms(0), fake("gone", Status::Stopping));
+    beat(&old, &clock, ms(0), fake("recent", Status::Ready));
+    beat(
+        &old,
+        &clock,
+        RETENTION - ms(1000),
+        fake("recent", Status::Stopping),
+    );
+    let (_, wall) = clock.at(RETENTION - ms(1000));
+    let kept = kept_round_trip(&old);
+
+    // Down for two seconds: `gone` left a whole retention ago, `recent` one second before.
+    let (reg, seen) = recorded();
+    let start = Instant::now();
+    let start_wall = wall + TimeDelta::seconds(2);
+    assert_eq!(reg.restore(kept, start, start_wall), 1);
+    assert!(reg.get("gone", start).is_none());
+    let removed = taken(&seen);
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].id.as_str(), "gone");
+    assert_eq!(removed[0].transition.as_ref().unwrap().to, Target::Removed);
+    // `recent` has RETENTION - 2 s left, not a fresh RETENTION.
+    let deadline = reg.next_deadline().unwrap();
+    let left = deadline.saturating_duration_since(start);
+    assert!(
+        left <= RETENTION - ms(1900) && left >= RETENTION - ms(2100),
+        "retention left: {left:?}"
+    );
+}
+
+#[test]
+fn a_kept_conflict_stays_flagged_until_a_timeout_passes() {
+    let old = registry();
+    let clock = Clock::new();
+    beat(&old, &clock, ms(0), fake("w1", Status::Ready));
+    let mut older = fake("w1", Status::Ready);
+    older.started_at = epoch() - TimeDelta::minutes(1);
+    beat(&old, &clock, ms(10), older);
+    let (reg, _seen) = recorded();
+    let start = Instant::now();
+    let (_, wall) = clock.at(ms(20));
+    reg.restore(kept_round_trip(&old), start, wall);
+    assert!(reg.get("w1", start).unwrap().conflict);
+    reg.upsert(fake("w1", Status::Ready), wall, start + ms(10), wall)
+        .unwrap();
+    reg.expire(start + TIMEOUT + ms(20), wall);
+    assert!(!reg.get("w1", start + TIMEOUT + ms(20)).unwrap().conflict);
+}

@@ -104,12 +104,11 @@ pub async fn run<S: PayloadSource>(
         let delay = match outcome {
             Outcome::Ack(ack) => {
                 backoff.reset();
-                if let Some(next) = ack.and_then(|a| adopted_interval(a.next_heartbeat_ms)) {
-                    if next != interval {
+                if let Some(next) = ack.and_then(|a| adopted_interval(a.next_heartbeat_ms))
+                    && next != interval {
                         debug!(queen = %queen, interval_ms = millis(next), "adopting the queen's heartbeat interval");
                         interval = next;
                     }
-                }
                 handle.update(|link, stats| {
                     stats.acknowledged += 1;
                     stats.interval_ms = millis(interval);

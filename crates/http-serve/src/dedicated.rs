@@ -68,10 +68,10 @@ impl StreamRuntime {
         if !self.matches(&stream).await {
             return Err((stream, watcher));
         }
-        if let Some(size) = self.config.send_buffer {
-            if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
-                debug!(error = %e, "cannot set SO_SNDBUF");
-            }
+        if let Some(size) = self.config.send_buffer
+            && let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size)
+        {
+            debug!(error = %e, "cannot set SO_SNDBUF");
         }
         // The socket leaves this runtime's reactor and joins the dedicated one's.
         let std_stream = match stream.into_std() {

@@ -60,7 +60,7 @@ pub(super) async fn recent(
             found.entry(revision).or_insert(json);
         }
     }
-    let skip = if query.since_ms.is_some() {
+    let skip = if query.since_us.is_some() {
         0
     } else {
         found.len().saturating_sub(query.limit)
@@ -88,7 +88,7 @@ fn parse(query: EventsQuery) -> Result<EventQuery, ApiError> {
         value
             .map(|v| {
                 parse_timestamp(&v)
-                    .map(|t| t.timestamp_millis())
+                    .map(|t| t.timestamp_micros())
                     .map_err(|_| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time")))
             })
             .transpose()
@@ -108,14 +108,18 @@ fn parse(query: EventsQuery) -> Result<EventQuery, ApiError> {
                 })?,
         ),
     };
-    if query.id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 128) {
+    if query
+        .id
+        .as_ref()
+        .is_some_and(|id| id.is_empty() || id.len() > 128)
+    {
         return Err(ApiError::InvalidQuery(
             "id must be 1 to 128 characters".to_owned(),
         ));
     }
     Ok(EventQuery {
-        since_ms: time("since", query.since)?,
-        until_ms: time("until", query.until)?,
+        since_us: time("since", query.since)?,
+        until_us: time("until", query.until)?,
         kind,
         id: query.id,
         limit: limit.min(EVENTS_KEPT),

@@ -7,9 +7,9 @@ use shared_contract::{ApiErrorBody, Entry, HeartbeatAck, Id, Snapshot, Transitio
 use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
-        ArrayBuilder, ComponentsBuilder, Content, ContentBuilder, InfoBuilder, ObjectBuilder,
-        OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response, ResponseBuilder,
-        KnownFormat, Schema, SchemaFormat, Type,
+        ArrayBuilder, ComponentsBuilder, Content, ContentBuilder, InfoBuilder, KnownFormat,
+        ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response,
+        ResponseBuilder, Schema, SchemaFormat, Type,
         path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItem},
         request_body::RequestBodyBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
@@ -199,8 +199,16 @@ pub(super) fn events() -> OperationBuilder {
             .schema_type(Type::Integer)
             .minimum(Some(0)),
     ))
-    .parameter(query("since", "from this time on (RFC 3339, inclusive)", time()))
-    .parameter(query("until", "before this time (RFC 3339, exclusive)", time()))
+    .parameter(query(
+        "since",
+        "from this time on (RFC 3339, inclusive)",
+        time(),
+    ))
+    .parameter(query(
+        "until",
+        "before this time (RFC 3339, exclusive)",
+        time(),
+    ))
     .parameter(query(
         "kind",
         "only this kind",
@@ -211,14 +219,14 @@ pub(super) fn events() -> OperationBuilder {
         "only this entry",
         string().min_length(Some(1)).max_length(Some(128)),
     ))
-        .response(
-            "200",
-            json(
-                "the transitions",
-                ArrayBuilder::new().items(reference::<Transition>()),
-            ),
-        )
-        .response("400", error("invalid query parameter"))
+    .response(
+        "200",
+        json(
+            "the transitions",
+            ArrayBuilder::new().items(reference::<Transition>()),
+        ),
+    )
+    .response("400", error("invalid query parameter"))
 }
 
 fn string() -> ObjectBuilder {

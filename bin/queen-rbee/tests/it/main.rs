@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod hostile;
+mod kept;
 mod liveness;
 mod openapi;
 mod overload;

@@ -17,7 +17,7 @@ async fn heartbeat_is_acknowledged_with_the_fleet_pace() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         ack,
-        json!({"status": "ok", "message": "heartbeat received from worker gpu0-llama", "next_heartbeat_ms": 100})
+        json!({"status": "ok", "message": "heartbeat received from worker gpu0-llama", "next_heartbeat_us": 100})
     );
     let (status, ack) = app.post("/v1/hive-heartbeat", &hive("studio")).await;
     assert_eq!(status, StatusCode::OK);
@@ -224,7 +224,10 @@ async fn the_event_ring_keeps_the_latest_thousand() {
 async fn health_metrics_and_dashboard_answer() {
     let app = App::new(&config());
     let (status, body) = app.get("/health").await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok", "store": "none"})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"status": "ok", "store": "none"}))
+    );
 
     app.post("/v1/worker-heartbeat", &worker("w1")).await;
     let mut bad = worker("w2");

@@ -164,6 +164,14 @@ impl TestQueen {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Stops the queen gracefully and waits until `run` returned (the store is closed then).
+    pub(crate) async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
     pub(crate) async fn post(&self, path: &str, body: &Value) -> Value {
         let (status, ack) = self.client.post(path, body).await.unwrap();
         assert_eq!(status, 200, "{path} answered {status}: {ack}");
