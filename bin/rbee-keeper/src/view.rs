@@ -131,10 +131,11 @@ pub(crate) fn render(
         }
     }
     if let Bound::Lines(total) = opts.bound
-        && !filter.all {
-            // A terminal too small for the fixed parts still gets no more lines than it has.
-            out.truncate(total);
-        }
+        && !filter.all
+    {
+        // A terminal too small for the fixed parts still gets no more lines than it has.
+        out.truncate(total);
+    }
     out
 }
 

@@ -188,10 +188,11 @@ impl Screen {
         let path = format!("/v1/events?limit={}", crate::fleet::RECENT_TRANSITIONS);
         // Without history the view still works; the stream brings new transitions either way.
         if let Ok(value) = queen.get_json(&path).await
-            && let Ok(list) = serde_json::from_value::<Vec<Transition>>(value) {
-                self.fleet.seed_transitions(list);
-                self.dirty = true;
-            }
+            && let Ok(list) = serde_json::from_value::<Vec<Transition>>(value)
+        {
+            self.fleet.seed_transitions(list);
+            self.dirty = true;
+        }
     }
 
     fn set_link(&mut self, link: Link) {

@@ -105,10 +105,11 @@ pub async fn run<S: PayloadSource>(
             Outcome::Ack(ack) => {
                 backoff.reset();
                 if let Some(next) = ack.and_then(|a| adopted_interval(a.next_heartbeat_ms))
-                    && next != interval {
-                        debug!(queen = %queen, interval_ms = millis(next), "adopting the queen's heartbeat interval");
-                        interval = next;
-                    }
+                    && next != interval
+                {
+                    debug!(queen = %queen, interval_ms = millis(next), "adopting the queen's heartbeat interval");
+                    interval = next;
+                }
                 handle.update(|link, stats| {
                     stats.acknowledged += 1;
                     stats.interval_ms = millis(interval);
