@@ -167,7 +167,13 @@ async fn status_explains_an_unreachable_queen() {
 async fn status_explains_a_missing_or_wrong_token() {
     let queen = Daemon::spawn(
         "queen-rbee",
-        ["--ephemeral", "--bind", "127.0.0.1:0", "--token", "right-token"],
+        [
+            "--ephemeral",
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            "right-token",
+        ],
     );
     let base = queen.base_url(STARTUP).await;
     let out = keeper_cli(&["status", "--queen-url", &base]).await;
@@ -197,7 +203,13 @@ async fn status_at_hundreds_of_workers_leads_with_counts_and_problems_and_bounds
     // A long timeout: nothing may go offline while the test looks.
     let queen = Daemon::spawn(
         "queen-rbee",
-        ["--ephemeral", "--bind", "127.0.0.1:0", "--heartbeat-timeout", "10m"],
+        [
+            "--ephemeral",
+            "--bind",
+            "127.0.0.1:0",
+            "--heartbeat-timeout",
+            "10m",
+        ],
     );
     let api = JsonClient::new(queen.base_url(STARTUP).await);
     for hive in ["hive-a", "hive-b", "hive-c"] {
@@ -267,7 +279,13 @@ async fn status_at_hundreds_of_workers_leads_with_counts_and_problems_and_bounds
 async fn watch_into_a_pipe_prints_changes_and_resumes_after_a_cut_without_a_sync() {
     let queen = Daemon::spawn(
         "queen-rbee",
-        ["--ephemeral", "--bind", "127.0.0.1:0", "--heartbeat-timeout", "10m"],
+        [
+            "--ephemeral",
+            "--bind",
+            "127.0.0.1:0",
+            "--heartbeat-timeout",
+            "10m",
+        ],
     );
     let api = JsonClient::new(queen.base_url(STARTUP).await);
     for id in ["w-1", "w-2"] {
@@ -435,7 +453,15 @@ async fn up_names_missing_programs() {
     let empty = std::env::temp_dir().join(format!("rbee-keeper-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let dir = empty.to_string_lossy().into_owned();
-    let out = keeper_cli(&["up", "--ephemeral", "--port", &free_port().to_string(), "--bin-dir", &dir]).await;
+    let out = keeper_cli(&[
+        "up",
+        "--ephemeral",
+        "--port",
+        &free_port().to_string(),
+        "--bin-dir",
+        &dir,
+    ])
+    .await;
     std::fs::remove_dir_all(&empty).unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -446,7 +472,14 @@ async fn up_names_missing_programs() {
 /// Starts `rbee-keeper up` with two workers and short intervals on `port`.
 fn up(port: u16) -> Daemon {
     Daemon::builder("rbee-keeper")
-        .args(["up", "--ephemeral", "--workers", "2", "--port", &port.to_string()])
+        .args([
+            "up",
+            "--ephemeral",
+            "--workers",
+            "2",
+            "--port",
+            &port.to_string(),
+        ])
         .args(["--heartbeat-interval", "200ms", "--startup-timeout", "50s"])
         .spawn()
 }
