@@ -173,7 +173,7 @@ pub(crate) fn hive_details_table(hives: &[&Kept<HiveInfo>], ages: Ages, now: Ins
                 .join(", ")
         };
         t.row(vec![
-            with_conflict(&h.id, e.conflict),
+            marked(&h.id, e.conflict, e.restored),
             e.state.to_string(),
             h.status.to_string(),
             health(&h.health),
@@ -208,7 +208,7 @@ pub(crate) fn workers_table(workers: &[&Kept<WorkerInfo>], ages: Ages, now: Inst
     for kept in workers {
         let (e, w) = (&kept.entry, &kept.entry.payload);
         let mut row = vec![
-            with_conflict(&w.id, e.conflict),
+            marked(&w.id, e.conflict, e.restored),
             w.hive_id.clone(),
             w.model_id.clone(),
             w.device.clone(),
@@ -247,12 +247,17 @@ pub(crate) fn transition_line(t: &Transition) -> String {
     )
 }
 
-fn with_conflict(id: &str, conflict: bool) -> String {
+/// The id with what the queen flags about it: two processes under one id, or an entry restored
+/// after a queen restart and not heard from since.
+fn marked(id: &str, conflict: bool, restored: bool) -> String {
+    let mut out = id.to_owned();
     if conflict {
-        format!("{id} (conflict)")
-    } else {
-        id.to_owned()
+        out.push_str(" (conflict)");
     }
+    if restored {
+        out.push_str(" (restored)");
+    }
+    out
 }
 
 #[cfg(test)]
