@@ -22,6 +22,7 @@ const count = (id) => {
 };
 const rows = (body) => Array.from(document.querySelectorAll('#' + body + ' tr[data-id]')).map((r) => ({
   id: r.dataset.id, state: r.dataset.state, status: r.dataset.status, text: r.textContent,
+  restored: r.dataset.restored === 'true',
   age: (r.querySelector('td.age') || {}).textContent,
 }));
 return {
@@ -30,6 +31,8 @@ return {
   workersOnline: count('workers-online'), workersAvailable: count('workers-available'),
   hivesOnline: count('hives-online'), hivesAvailable: count('hives-available'),
   workers: rows('workers-body'), hives: rows('hives-body'),
+  feedCount: Number(document.getElementById('feed').dataset.count || 0),
+  feedHistory: document.getElementById('feed-history').textContent,
   feed: Array.from(document.querySelectorAll('#feed li[data-id]')).map((li) => ({
     kind: li.dataset.kind, id: li.dataset.id, to: li.dataset.to, text: li.textContent,
   })),
