@@ -25,7 +25,12 @@ fn queen(dir: &TempDir) -> Daemon {
 }
 
 async fn click(page: &Client, id: &str) {
-    page.find(Locator::Id(id)).await.unwrap().click().await.unwrap();
+    page.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,18 +68,26 @@ async fn restored_entries_are_marked_and_the_feed_pages_back_into_history() {
     let driver = browser.start_driver().await;
     let page = browser.session(&driver).await;
     page.goto(&format!("{base}/")).await.unwrap();
-    wait_page(&page, "restored rows and the newest page of history", STARTUP, |p| {
-        p["conn"] == "connected"
-            && p["workersOnline"] == WORKERS
-            && p["workersAvailable"] == 0
-            && !rows(p, "workers").is_empty()
-            && rows(p, "workers").iter().all(|r| r["restored"] == true)
-            && p["feedCount"] == 50
-    })
+    wait_page(
+        &page,
+        "restored rows and the newest page of history",
+        STARTUP,
+        |p| {
+            p["conn"] == "connected"
+                && p["workersOnline"] == WORKERS
+                && p["workersAvailable"] == 0
+                && !rows(p, "workers").is_empty()
+                && rows(p, "workers").iter().all(|r| r["restored"] == true)
+                && p["feedCount"] == 50
+        },
+    )
     .await;
 
     click(&page, "feed-older").await;
-    wait_page(&page, "a second page of history", CHANGE, |p| p["feedCount"] == 100).await;
+    wait_page(&page, "a second page of history", CHANGE, |p| {
+        p["feedCount"] == 100
+    })
+    .await;
     click(&page, "feed-older").await;
     let done = wait_page(&page, "the start of the kept history", CHANGE, |p| {
         p["feedCount"] == WORKERS
@@ -89,8 +102,11 @@ async fn restored_entries_are_marked_and_the_feed_pages_back_into_history() {
     page.execute("document.getElementById('feed').scrollTop = 1e6;", vec![])
         .await
         .unwrap();
-    wait_page(&page, "the first heartbeat ever at the bottom", CHANGE, |p| {
-        feed(p).iter().any(|t| t["id"] == "hist-000")
-    })
+    wait_page(
+        &page,
+        "the first heartbeat ever at the bottom",
+        CHANGE,
+        |p| feed(p).iter().any(|t| t["id"] == "hist-000"),
+    )
     .await;
 }
