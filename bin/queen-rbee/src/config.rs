@@ -16,7 +16,7 @@ pub struct Config {
     #[arg(long, env = "RBEE_BIND", default_value = "127.0.0.1:8500")]
     pub bind: SocketAddr,
 
-    /// Interval the queen asks of senders (`next_heartbeat_us`).
+    /// Interval the queen asks of senders (`next_heartbeat_ms`).
     #[arg(long, env = "RBEE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 

@@ -43,11 +43,11 @@ pub(super) async fn ingest<T: Registered>(
 pub(super) struct Ack(String);
 
 impl Ack {
-    fn new(kind: Kind, id: &str, next_heartbeat_us: u64) -> Self {
+    fn new(kind: Kind, id: &str, next_heartbeat_ms: u64) -> Self {
         let mut body = String::with_capacity(96 + id.len());
         let _ = write!(
             body,
-            r#"{{"status":"ok","message":"heartbeat received from {kind} {id}","next_heartbeat_us":{next_heartbeat_us}}}"#
+            r#"{{"status":"ok","message":"heartbeat received from {kind} {id}","next_heartbeat_ms":{next_heartbeat_ms}}}"#
         );
         Self(body)
     }

@@ -17,7 +17,7 @@ async fn heartbeat_is_acknowledged_with_the_fleet_pace() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         ack,
-        json!({"status": "ok", "message": "heartbeat received from worker gpu0-llama", "next_heartbeat_us": 100})
+        json!({"status": "ok", "message": "heartbeat received from worker gpu0-llama", "next_heartbeat_ms": 100})
     );
     let (status, ack) = app.post("/v1/hive-heartbeat", &hive("studio")).await;
     assert_eq!(status, StatusCode::OK);
