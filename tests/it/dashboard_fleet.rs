@@ -347,7 +347,7 @@ async fn churn(api: JsonClient, sent: Arc<AtomicU64>) -> u64 {
                 // A stride that visits every worker before repeating one, so each beat changes it.
                 let i = usize::try_from(n.wrapping_mul(7919) % WORKERS as u64).unwrap();
                 if i != 4321 {
-                    let status = if (n / WORKERS as u64) % 2 == 0 {
+                    let status = if (n / WORKERS as u64).is_multiple_of(2) {
                         "busy"
                     } else {
                         "ready"

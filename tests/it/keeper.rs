@@ -544,10 +544,10 @@ fn children_of(parent: i32) -> Vec<i32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if let Some((_, ppid)) = stat(pid) {
-            if ppid == parent {
-                pids.push(pid);
-            }
+        if let Some((_, ppid)) = stat(pid)
+            && ppid == parent
+        {
+            pids.push(pid);
         }
     }
     pids
