@@ -60,6 +60,12 @@ pub enum Scenario {
     Stream,
     /// Reading watchers next to stalled ones, compared with a run without stalled ones.
     WatchStalled,
+    /// The kept state at fleet scale: commit lag, write rates and size, and no writes for steady beats.
+    Store,
+    /// Start on a data directory of 100,000 entries and a week of history: time until served.
+    Startup,
+    /// `ingest` with the queen keeping its state in a data directory.
+    IngestStore,
     /// Every scenario.
     All,
 }
@@ -91,9 +97,10 @@ pub struct BenchArgs {
     /// Ingest: concurrent keep-alive connections (64, as the shared yardstick uses).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-    /// Fleet: measured time.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
+    /// Measured time: fleet and the watch and stream windows (default 30 s), the store
+    /// scenario's changes (default 60 s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
     /// Fleet: simulated workers (each beats every 5 s).
     #[arg(long, default_value_t = 10_000)]
     pub fleet_workers: usize,
@@ -131,11 +138,31 @@ pub struct BenchArgs {
     /// Watch-stalled: watchers that keep reading.
     #[arg(long, default_value_t = 50)]
     pub stalled_readers: usize,
+    /// Store: simulated workers (each beats every 5 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub store_workers: usize,
+    /// Store: the phase of beats without material changes, in which nothing may be written.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub steady_duration: Duration,
+    /// Startup: kept worker entries in the data directory (half online).
+    #[arg(long, default_value_t = 100_000)]
+    pub startup_entries: usize,
+    /// Startup: kept transitions, spread over the last 7 days.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub startup_transitions: usize,
+    /// Startup: starts measured, each on a fresh copy of the data directory.
+    #[arg(long, default_value_t = 3)]
+    pub startup_runs: u32,
 }
 
 impl BenchArgs {
     /// Returns whether `scenario` is selected.
     pub fn runs(&self, scenario: Scenario) -> bool {
         self.scenario == Scenario::All || self.scenario == scenario
+    }
+
+    /// `--duration`, or `default` when not given.
+    pub fn duration_or(&self, default: Duration) -> Duration {
+        self.duration.unwrap_or(default)
     }
 }

@@ -17,6 +17,8 @@ pub struct HttpConn {
     addr: SocketAddr,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
+    /// Where the last response's body lies in `buf`.
+    body: std::ops::Range<usize>,
 }
 
 /// The parts of a response head the bench needs.
@@ -41,6 +43,7 @@ impl HttpConn {
             addr,
             stream: None,
             buf: Vec::with_capacity(4096),
+            body: 0..0,
         }
     }
 
@@ -65,7 +68,13 @@ impl HttpConn {
         }
     }
 
+    /// The body of the last response [`HttpConn::request`] returned a status for.
+    pub fn body(&self) -> &[u8] {
+        self.buf.get(self.body.clone()).unwrap_or_default()
+    }
+
     async fn try_request(&mut self, req: &[u8]) -> io::Result<u16> {
+        self.body = 0..0;
         if self.stream.is_none() {
             let stream = TcpStream::connect(self.addr).await?;
             stream.set_nodelay(true)?;
@@ -93,8 +102,17 @@ impl HttpConn {
         if head.close {
             self.stream = None;
         }
+        self.body = head.head_len..total;
         Ok(head.status)
     }
+}
+
+/// Sends `GET path` to `addr` on a fresh connection and returns the status and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> io::Result<(u16, Vec<u8>)> {
+    let mut conn = HttpConn::new(addr);
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    let status = conn.request(req.as_bytes()).await?;
+    Ok((status, conn.body().to_vec()))
 }
 
 /// Parses a response head once `buf` holds all of it; `None` means more bytes are needed.

@@ -1,5 +1,6 @@
 //! rbee-bench: measures queen-rbee against a ceiling server (ingest), at fleet scale, for detection delay,
-//! for memory per entry, and for its watch and summary streams, all on 127.0.0.1 and bounded in time.
+//! for memory per entry, for its watch and summary streams, and with its kept state (store, startup,
+//! ingest-store), all on 127.0.0.1 and bounded in time.
 //!
 //! Every scenario starts its own server processes and kills them when it ends.
 
@@ -7,6 +8,7 @@ pub mod ceiling;
 pub mod config;
 pub mod http;
 pub mod loadgen;
+pub mod metrics;
 pub mod payload;
 pub mod pin;
 pub mod process;
@@ -192,6 +194,30 @@ async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {
             scenarios::watch::run_stalled(env, &opts)
                 .await
                 .context("watch-stalled scenario")?,
+        );
+    }
+    if args.runs(Scenario::Store) {
+        let opts = scenarios::store::StoreOptions::from_args(args);
+        report.store = Some(
+            scenarios::store::run(env, &opts)
+                .await
+                .context("store scenario")?,
+        );
+    }
+    if args.runs(Scenario::Startup) {
+        let opts = scenarios::startup::StartupOptions::from_args(args);
+        report.startup = Some(
+            scenarios::startup::run(env, &opts)
+                .await
+                .context("startup scenario")?,
+        );
+    }
+    if args.runs(Scenario::IngestStore) {
+        let opts = scenarios::ingest::IngestOptions::with_store(args);
+        report.ingest_store = Some(
+            scenarios::ingest::run(env, &opts)
+                .await
+                .context("ingest-store scenario")?,
         );
     }
     Ok(report)

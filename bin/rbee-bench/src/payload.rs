@@ -15,21 +15,26 @@ pub fn worker_id(prefix: &str, i: usize) -> String {
     format!("{prefix}-{i:06}")
 }
 
+/// Returns what simulated worker `i` reports about itself: ready and healthy, started at `started_at`.
+pub fn worker_info(prefix: &str, i: usize, started_at: Timestamp) -> WorkerInfo {
+    WorkerInfo {
+        id: worker_id(prefix, i),
+        hive_id: format!("bench-hive-{:03}", i / 8),
+        model_id: "meta-llama/Llama-3.2-1B-Instruct".to_owned(),
+        device: format!("cuda:{}", i % 8),
+        port: 9300 + (i % 8) as u16,
+        status: Status::Ready,
+        health: Health::Healthy,
+        started_at,
+        implementation: Some("llm-worker".to_owned()),
+        version: Some("0.1.0".to_owned()),
+    }
+}
+
 /// Serializes the heartbeat of simulated worker `i`, stamped with `started_at` and `now`.
 pub fn heartbeat_body(prefix: &str, i: usize, started_at: Timestamp, now: Timestamp) -> Vec<u8> {
     let hb = WorkerHeartbeat {
-        worker: WorkerInfo {
-            id: worker_id(prefix, i),
-            hive_id: format!("bench-hive-{:03}", i / 8),
-            model_id: "meta-llama/Llama-3.2-1B-Instruct".to_owned(),
-            device: format!("cuda:{}", i % 8),
-            port: 9300 + (i % 8) as u16,
-            status: Status::Ready,
-            health: Health::Healthy,
-            started_at,
-            implementation: Some("llm-worker".to_owned()),
-            version: Some("0.1.0".to_owned()),
-        },
+        worker: worker_info(prefix, i, started_at),
         timestamp: now,
     };
     serde_json::to_vec(&hb).expect("a heartbeat always serializes")

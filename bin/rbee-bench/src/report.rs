@@ -12,6 +12,8 @@ use crate::{
         fleet::FleetFigures,
         ingest::IngestFigures,
         memory::MemoryFigures,
+        startup::StartupFigures,
+        store::StoreFigures,
         stream::StreamScenario,
         watch::{StalledFigures, WatchFigures},
         watch_connect::ConnectFigures,
@@ -52,6 +54,12 @@ pub struct Report {
     pub stream: Option<StreamScenario>,
     /// Watch-stalled figures, when run.
     pub watch_stalled: Option<StalledFigures>,
+    /// Store figures, when run.
+    pub store: Option<StoreFigures>,
+    /// Startup figures, when run.
+    pub startup: Option<StartupFigures>,
+    /// Ingest figures with the store on, when run.
+    pub ingest_store: Option<IngestFigures>,
 }
 
 /// One figure compared with its target.
@@ -85,6 +93,9 @@ impl Report {
             watch_resume: None,
             stream: None,
             watch_stalled: None,
+            store: None,
+            startup: None,
+            ingest_store: None,
         }
     }
 
@@ -153,6 +164,16 @@ impl Report {
         out.extend(self.watch_resume.iter().flat_map(ResumeFigures::checks));
         out.extend(self.stream.iter().flat_map(StreamScenario::checks));
         out.extend(self.watch_stalled.iter().flat_map(StalledFigures::checks));
+        out.extend(self.store.iter().flat_map(StoreFigures::checks));
+        out.extend(self.startup.iter().flat_map(StartupFigures::checks));
+        if let Some(i) = &self.ingest_store {
+            out.push(Check {
+                name: "ingest_store_ratio",
+                value: i.ingest_ratio,
+                target: ">= 0.90",
+                pass: i.ingest_ratio >= 0.90,
+            });
+        }
         out
     }
 
@@ -253,6 +274,12 @@ impl Report {
                 "watch_stalled",
                 self.watch_stalled.as_ref().map(serde_json::to_value),
             ),
+            ("store", self.store.as_ref().map(serde_json::to_value)),
+            ("startup", self.startup.as_ref().map(serde_json::to_value)),
+            (
+                "ingest_store",
+                self.ingest_store.as_ref().map(serde_json::to_value),
+            ),
         ];
         for (name, value) in nested {
             if let Some(Ok(value)) = value {
@@ -286,41 +313,7 @@ impl Report {
             writeln!(s, "QUICK smoke run: figures are not representative")?;
         }
         if let Some(i) = &self.ingest {
-            writeln!(
-                s,
-                "\n[ingest] {} connections, alternating rounds",
-                i.connections
-            )?;
-            for r in &i.rounds {
-                writeln!(
-                    s,
-                    "  {:<8} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  server cpu {:>4.0}% ({:.1} us/req)  bench cpu {:>4.0}%",
-                    r.target,
-                    r.rps,
-                    r.latency.p50_ms,
-                    r.latency.p99_ms,
-                    r.failed,
-                    r.server_cpu * 100.0,
-                    r.server_us_per_req,
-                    r.bench_cpu * 100.0
-                )?;
-            }
-            writeln!(
-                s,
-                "  ceiling {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms); queen {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms); ratio {:.3}",
-                i.ceiling_rps,
-                i.ceiling_latency.p50_ms,
-                i.ceiling_latency.p99_ms,
-                i.queen_rps,
-                i.queen_latency.p50_ms,
-                i.queen_latency.p99_ms,
-                i.ingest_ratio
-            )?;
-            writeln!(
-                s,
-                "  server CPU per request: ceiling {:.1} us, queen {:.1} us; cpu ratio {:.3}",
-                i.ceiling_us_per_req, i.queen_us_per_req, i.cpu_ratio
-            )?;
+            write_ingest(s, "ingest", i)?;
         }
         if let Some(f) = &self.fleet {
             writeln!(
@@ -403,6 +396,15 @@ impl Report {
         if let Some(st) = &self.watch_stalled {
             st.write_text(s)?;
         }
+        if let Some(st) = &self.store {
+            st.write_text(s)?;
+        }
+        if let Some(st) = &self.startup {
+            st.write_text(s)?;
+        }
+        if let Some(i) = &self.ingest_store {
+            write_ingest(s, "ingest-store", i)?;
+        }
         let checks = self.checks();
         if !checks.is_empty() {
             writeln!(s, "\ntargets")?;
@@ -419,4 +421,56 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// Writes the text report of an ingest run.
+fn write_ingest(s: &mut String, label: &str, i: &IngestFigures) -> std::fmt::Result {
+    writeln!(
+        s,
+        "\n[{label}] {} connections, alternating rounds{}",
+        i.connections,
+        if i.store {
+            ", queen with a data directory"
+        } else {
+            ""
+        }
+    )?;
+    for r in &i.rounds {
+        writeln!(
+            s,
+            "  {:<8} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  failed {}  server cpu {:>4.0}% ({:.1} us/req)  bench cpu {:>4.0}%",
+            r.target,
+            r.rps,
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.failed,
+            r.server_cpu * 100.0,
+            r.server_us_per_req,
+            r.bench_cpu * 100.0
+        )?;
+    }
+    writeln!(
+        s,
+        "  ceiling {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms); queen {:.0} req/s (p50 {:.2} ms, p99 {:.2} ms); ratio {:.3}",
+        i.ceiling_rps,
+        i.ceiling_latency.p50_ms,
+        i.ceiling_latency.p99_ms,
+        i.queen_rps,
+        i.queen_latency.p50_ms,
+        i.queen_latency.p99_ms,
+        i.ingest_ratio
+    )?;
+    writeln!(
+        s,
+        "  server CPU per request: ceiling {:.1} us, queen {:.1} us; cpu ratio {:.3}",
+        i.ceiling_us_per_req, i.queen_us_per_req, i.cpu_ratio
+    )?;
+    if i.store {
+        writeln!(
+            s,
+            "  queen store: {} rows written over its rounds, {} errors",
+            i.store_rows, i.store_errors
+        )?;
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@ pub mod detect;
 pub mod fleet;
 pub mod ingest;
 pub mod memory;
+pub mod startup;
+pub mod store;
 pub mod stream;
 pub mod watch;
 pub mod watch_connect;

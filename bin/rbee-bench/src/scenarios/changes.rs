@@ -417,14 +417,23 @@ impl LiveFleet {
         prefix: &str,
         flip_cap: usize,
     ) -> anyhow::Result<Self> {
-        let queen = spawn_queen(
-            env,
-            &[
-                ("--heartbeat-interval", flag_duration(shape.interval)),
-                ("--heartbeat-timeout", flag_duration(shape.timeout)),
-            ],
-        )
-        .await?;
+        Self::start_with(env, shape, prefix, flip_cap, &[]).await
+    }
+
+    /// [`LiveFleet::start`] with more queen flags (a `--data-dir`, say).
+    pub async fn start_with(
+        env: &Env,
+        shape: FleetShape,
+        prefix: &str,
+        flip_cap: usize,
+        extra_flags: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let mut flags = vec![
+            ("--heartbeat-interval", flag_duration(shape.interval)),
+            ("--heartbeat-timeout", flag_duration(shape.timeout)),
+        ];
+        flags.extend(extra_flags.iter().cloned());
+        let queen = spawn_queen(env, &flags).await?;
         let addr = queen.addr;
         // Whole seconds keep the bodies close to what a real sender emits; one started_at for all
         // bodies of a worker, or a flip would look like a restart.

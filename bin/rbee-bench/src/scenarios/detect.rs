@@ -96,10 +96,10 @@ pub async fn run(env: &Env, opts: &DetectOptions) -> anyhow::Result<DetectFigure
             if ev.event != "transition" {
                 continue;
             }
-            if let Ok(t) = serde_json::from_slice::<Transition>(&ev.data) {
-                if tx.send((t, ev.at)).is_err() {
-                    break;
-                }
+            if let Ok(t) = serde_json::from_slice::<Transition>(&ev.data)
+                && tx.send((t, ev.at)).is_err()
+            {
+                break;
             }
         }
     });

@@ -65,7 +65,7 @@ impl FleetOptions {
         Self {
             workers: args.fleet_workers,
             subscribers: args.fleet_subscribers,
-            duration: args.duration,
+            duration: args.duration_or(Duration::from_secs(30)),
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
             snapshot_interval: args.fleet_snapshot_interval,

@@ -4,15 +4,20 @@
 //! ceiling first and even rounds the queen first (so neither always meets the warmer machine), and the
 //! ratio is the median queen rate over the median ceiling rate. Single rounds swing by ±20 % on a
 //! shared machine; medians of alternating rounds do not.
+//!
+//! `ingest-store` runs the same rounds with the queen keeping its state in a fresh data directory:
+//! the store is written behind the heartbeat path, so the ratio should not move.
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::{
     Env,
     config::BenchArgs,
     loadgen::{LoadResult, closed_loop},
+    metrics::{Metrics, STORE_ERRORS, STORE_ROWS},
     payload::heartbeat_requests,
     process::Server,
     scenarios::{own_cpu_seconds, spawn_queen},
@@ -33,6 +38,8 @@ pub struct IngestOptions {
     pub warmup: Duration,
     /// Concurrent keep-alive connections.
     pub connections: usize,
+    /// Whether the queen keeps its state in a data directory (a fresh one per round).
+    pub store: bool,
 }
 
 impl IngestOptions {
@@ -44,6 +51,7 @@ impl IngestOptions {
                 round: Duration::from_secs(1),
                 warmup: Duration::from_millis(300),
                 connections: args.connections.min(8),
+                store: false,
             };
         }
         Self {
@@ -51,6 +59,15 @@ impl IngestOptions {
             round: args.round_duration,
             warmup: Duration::from_secs(1),
             connections: args.connections,
+            store: false,
+        }
+    }
+
+    /// The `ingest-store` variant: the same rounds, the queen with a data directory.
+    pub fn with_store(args: &BenchArgs) -> Self {
+        Self {
+            store: true,
+            ..Self::from_args(args)
         }
     }
 }
@@ -72,6 +89,12 @@ pub struct Round {
     pub server_us_per_req: f64,
     /// CPU used by the bench, as a share of one core.
     pub bench_cpu: f64,
+    /// Rows the queen's store wrote in the round (with a data directory only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_rows: Option<u64>,
+    /// Failed writes of the queen's store in the round (with a data directory only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_errors: Option<u64>,
 }
 
 /// Figures of the ingest scenario.
@@ -100,6 +123,12 @@ pub struct IngestFigures {
     pub rounds: Vec<Round>,
     /// Connections used.
     pub connections: usize,
+    /// Whether the queen kept its state in a data directory.
+    pub store: bool,
+    /// Rows its store wrote, over all queen rounds.
+    pub store_rows: u64,
+    /// Failed writes of its store, over all queen rounds.
+    pub store_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +175,11 @@ pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigure
         ceiling_latency: ceiling.latency.summary(),
         queen_latency: queen.latency.summary(),
         queen_failed: queen.failed,
-        rounds,
         connections: opts.connections,
+        store: opts.store,
+        store_rows: rounds.iter().filter_map(|r| r.store_rows).sum(),
+        store_errors: rounds.iter().filter_map(|r| r.store_errors).sum(),
+        rounds,
     })
 }
 
@@ -156,7 +188,17 @@ async fn run_round(
     opts: &IngestOptions,
     target: Target,
 ) -> anyhow::Result<(LoadResult, Round)> {
-    // A fresh process per round: no state or heap carries over between rounds.
+    // A fresh process per round: no state or heap carries over between rounds; with the store,
+    // a fresh data directory too, removed after the round.
+    let data_dir = match (target, opts.store) {
+        (Target::Queen, true) => Some(
+            tempfile::Builder::new()
+                .prefix("rbee-bench-ingest-")
+                .tempdir()
+                .context("create a data directory")?,
+        ),
+        _ => None,
+    };
     let server = match target {
         Target::Ceiling => {
             let args = [
@@ -166,7 +208,12 @@ async fn run_round(
             ];
             Server::spawn("ceiling", &env.self_exe, &args, env.pinning.server_cpu).await?
         }
-        Target::Queen => spawn_queen(env, &[]).await?,
+        Target::Queen => match &data_dir {
+            Some(dir) => {
+                spawn_queen(env, &[("--data-dir", dir.path().display().to_string())]).await?
+            }
+            None => spawn_queen(env, &[]).await?,
+        },
     };
     let requests: Arc<[_]> = heartbeat_requests(server.addr, "bench-w", IDS).into();
     closed_loop(
@@ -195,7 +242,12 @@ async fn run_round(
             server.log_tail()
         );
     }
+    let store = match data_dir {
+        Some(_) => Some(Metrics::fetch(server.addr).await?),
+        None => None,
+    };
     server.stop().await;
+    drop(data_dir);
     let secs = result.elapsed.as_secs_f64();
     let round = Round {
         target: match target {
@@ -211,6 +263,8 @@ async fn run_round(
             result.ok as f64,
         ),
         bench_cpu: ratio(bench_after - bench_before, secs),
+        store_rows: store.as_ref().map(|m| m.counter(STORE_ROWS)),
+        store_errors: store.as_ref().map(|m| m.counter(STORE_ERRORS)),
     };
     Ok((result, round))
 }

@@ -69,7 +69,7 @@ impl StreamOptions {
         let run = |workers, subscribers, goal_ms| StreamRun {
             shape: FleetShape::full(workers, args.change_rate),
             subscribers,
-            duration: args.duration,
+            duration: args.duration_or(Duration::from_secs(30)),
             drain: Duration::from_secs(5),
             goal_ms,
         };

@@ -65,7 +65,7 @@ impl WatchOptions {
             subscribers: args.watch_subscribers,
             stalled: 0,
             stalled_rcvbuf: None,
-            duration: args.duration,
+            duration: args.duration_or(Duration::from_secs(30)),
             drain: Duration::from_secs(5),
         }
     }

@@ -6,7 +6,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use serde_json::Value;
 
 /// Runs one quick scenario and returns its JSON report.
-async fn quick(scenario: &str) -> Value {
+pub(crate) async fn quick(scenario: &str) -> Value {
     let exe = Path::new(env!("CARGO_BIN_EXE_rbee-bench"));
     let run = tokio::process::Command::new(exe)
         .args(["--scenario", scenario, "--quick", "--json", "--no-pin"])
@@ -25,7 +25,7 @@ async fn quick(scenario: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn u(v: &Value, key: &str) -> u64 {
+pub(crate) fn u(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("no {key} in {v:#}"))
