@@ -25,10 +25,13 @@ use crate::{
     Env,
     config::BenchArgs,
     http,
-    metrics::{Metrics, STORE_ROWS, STORE_WRITES},
+    metrics::{STORE_ROWS, STORE_WRITES},
     payload::{worker_id, worker_info},
     report::Check,
-    scenarios::{flag_duration, spawn_queen, store::db_size},
+    scenarios::{
+        flag_duration, spawn_queen,
+        store::{IDLE_FOR, db_size, settle},
+    },
     stats::median,
 };
 
@@ -40,8 +43,6 @@ const PREFIX: &str = "kept-w";
 const HISTORY: Duration = Duration::from_secs(7 * 24 * 3600 - 60);
 /// How long one start may take before the run counts as failed.
 const START_LIMIT: Duration = Duration::from_secs(120);
-/// How long the bench waits after `/health` before reading what the start wrote.
-const AFTER_START: Duration = Duration::from_secs(1);
 
 /// Settings of the startup scenario.
 #[derive(Debug, Clone)]
@@ -89,14 +90,20 @@ pub struct StartRun {
     pub offline: u64,
     /// Left entries after the start.
     pub left: u64,
-    /// Rows the queen wrote in its first second.
+    /// Rows the queen wrote after its start, until its store was idle.
     pub rows_written: u64,
-    /// Transactions it committed in its first second.
+    /// Transactions it committed meanwhile.
     pub commits: u64,
-    /// Time of one `GET /v1/events` from the middle of the week (limit 1,000).
+    /// From spawn until the store had written what the start changed (read every 100 ms).
+    pub store_idle_ms: f64,
+    /// `queen.db-wal` then, in bytes.
+    pub wal_bytes: u64,
+    /// Time of one `GET /v1/events?since=…&limit=1000` from the middle of the week, once idle.
     pub events_ms: f64,
     /// Transitions that query returned.
     pub events: usize,
+    /// Time of one `GET /v1/events?limit=1000` (the newest), once idle.
+    pub events_newest_ms: f64,
     /// Queen RSS after the start, in bytes.
     pub rss_bytes: u64,
 }
@@ -142,7 +149,7 @@ impl StartupFigures {
         for (n, r) in self.runs.iter().enumerate() {
             writeln!(
                 s,
-                "  start {}: listening {:.0} ms, /health {:.0} ms, restored entry {:.0} ms; online/offline/left {}/{}/{}; first second wrote {} rows in {} commits; /v1/events {:.1} ms ({} events); RSS {:.1} MiB",
+                "  start {}: listening {:.0} ms, /health {:.0} ms, restored entry {:.0} ms; online/offline/left {}/{}/{}; then wrote {} rows in {} commits, idle at {:.0} ms (WAL {:.1} MiB); /v1/events since mid-week {:.1} ms ({} events), newest {:.1} ms; RSS {:.1} MiB",
                 n + 1,
                 r.listening_ms,
                 r.health_ms,
@@ -152,8 +159,11 @@ impl StartupFigures {
                 r.left,
                 r.rows_written,
                 r.commits,
+                r.store_idle_ms,
+                r.wal_bytes as f64 / MIB,
                 r.events_ms,
                 r.events,
+                r.events_newest_ms,
                 r.rss_bytes as f64 / MIB
             )?;
         }
@@ -297,6 +307,10 @@ async fn start_once(
     let entry_ms = ms(spawned.elapsed());
     let health: serde_json::Value = serde_json::from_slice(&health_body).unwrap_or_default();
 
+    // The start rewrites what it changed (the online entries, now restored): wait until written.
+    let metrics = settle(addr, Some(dir), limit).await?;
+    let store_idle_ms = ms(spawned.elapsed().saturating_sub(IDLE_FOR));
+    let (_, wal_bytes) = db_size(dir);
     let events_path = format!(
         "/v1/events?since={}&limit=1000",
         (written.history_start + chrono::Duration::days(3))
@@ -318,9 +332,12 @@ async fn start_once(
         })
         .unwrap_or(0);
 
-    tokio::time::sleep_until(spawned + Duration::from_millis(ms_u64(health_ms)) + AFTER_START)
-        .await;
-    let metrics = Metrics::fetch(addr).await?;
+    let asked = Instant::now();
+    let (status, _) = http::get(addr, "/v1/events?limit=1000")
+        .await
+        .context("GET /v1/events")?;
+    let events_newest_ms = ms(asked.elapsed());
+    anyhow::ensure!(status == 200, "/v1/events?limit=1000 answered {status}");
     let count = |state: &str| {
         metrics
             .value(
@@ -339,8 +356,11 @@ async fn start_once(
         left: count("left"),
         rows_written: metrics.counter(STORE_ROWS),
         commits: metrics.counter(STORE_WRITES),
+        store_idle_ms,
+        wal_bytes,
         events_ms,
         events,
+        events_newest_ms,
         rss_bytes: queen.stats()?.rss_bytes,
     };
     queen.stop().await;
@@ -349,10 +369,6 @@ async fn start_once(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn ms_u64(ms: f64) -> u64 {
-    ms.max(0.0) as u64
 }
 
 /// The state kept for entry `i`: half online, three tenths offline, a fifth left.

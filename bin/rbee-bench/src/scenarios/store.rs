@@ -22,7 +22,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// How long the store may take to write what the registration produced.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// The store counts as idle once its row counter has not moved for this long (many batch windows).
-const IDLE_FOR: Duration = Duration::from_millis(500);
+pub(crate) const IDLE_FOR: Duration = Duration::from_millis(500);
 
 /// Settings of the store scenario.
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ pub async fn run(env: &Env, opts: &StoreOptions) -> anyhow::Result<StoreFigures>
 
     // The registration: every worker's first heartbeat is a change; let the store write it all.
     let registered_at = Instant::now();
-    let after_registration = settle(addr, Instant::now() + SETTLE_LIMIT).await?;
+    let after_registration = settle(addr, Some(dir.path()), Instant::now() + SETTLE_LIMIT).await?;
     let registration_settle_s = registered_at
         .elapsed()
         .saturating_sub(IDLE_FOR)
@@ -228,7 +228,7 @@ pub async fn run(env: &Env, opts: &StoreOptions) -> anyhow::Result<StoreFigures>
     let window = fleet.flip_window(opts.duration, Duration::ZERO, 0).await?;
     let at_end = Metrics::fetch(addr).await?;
     // The last batches commit within a window or two; the lag histogram should hold them.
-    let settled = settle(addr, Instant::now() + SETTLE_LIMIT).await?;
+    let settled = settle(addr, Some(dir.path()), Instant::now() + SETTLE_LIMIT).await?;
     let (_, health) = http::get(addr, "/health").await.context("GET /health")?;
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap_or_default();
     let (db_bytes, wal_bytes) = db_size(dir.path());
@@ -282,21 +282,29 @@ pub async fn run(env: &Env, opts: &StoreOptions) -> anyhow::Result<StoreFigures>
     })
 }
 
-/// Waits until the store has written nothing for [`IDLE_FOR`], and returns that reading.
-pub(crate) async fn settle(addr: std::net::SocketAddr, limit: Instant) -> anyhow::Result<Metrics> {
-    let mut last = Metrics::fetch(addr).await?;
+/// Waits until the store has written nothing for [`IDLE_FOR`], and returns that reading. With
+/// `dir`, the WAL must not grow meanwhile either: a large transaction writes for a long time
+/// before its rows are counted.
+pub(crate) async fn settle(
+    addr: std::net::SocketAddr,
+    dir: Option<&Path>,
+    limit: Instant,
+) -> anyhow::Result<Metrics> {
+    let wal = || dir.map_or(0, |d| db_size(d).1);
+    let mut last = (Metrics::fetch(addr).await?.counter(STORE_ROWS), wal());
     let mut since = Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = Metrics::fetch(addr).await?;
-        if now.counter(STORE_ROWS) != last.counter(STORE_ROWS) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let reading = Metrics::fetch(addr).await?;
+        let now = (reading.counter(STORE_ROWS), wal());
+        if now != last {
             since = Instant::now();
         } else if since.elapsed() >= IDLE_FOR {
-            return Ok(now);
+            return Ok(reading);
         }
         anyhow::ensure!(
             Instant::now() < limit,
-            "the store kept writing for {SETTLE_LIMIT:?}"
+            "the store kept writing until the bench gave up"
         );
         last = now;
     }
