@@ -184,6 +184,9 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
         return Err(rusqlite::Error::InvalidQuery);
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A burst (a restore rewriting every online entry, say) grows the WAL; checkpoints then
+    // shrink it back to this instead of keeping the largest size it ever reached.
+    conn.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
     Ok(conn)
 }
 
