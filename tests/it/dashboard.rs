@@ -23,6 +23,7 @@ const HIVE: &str = "devbox";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_fleet_live_and_marks_a_killed_worker_offline() {
+    let _slot = crate::fleet::slot().await;
     let Some(browser) = Browser::find() else {
         return;
     };

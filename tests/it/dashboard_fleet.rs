@@ -41,6 +41,7 @@ const STARTED_AT: &str = "2026-01-01T00:00:00Z";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_stays_usable_at_ten_thousand_workers() {
+    let _slot = crate::fleet::exclusive().await;
     let Some(browser) = Browser::find() else {
         return;
     };

@@ -35,6 +35,7 @@ async fn click(page: &Client, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_entries_are_marked_and_the_feed_pages_back_into_history() {
+    let _slot = crate::fleet::slot().await;
     let Some(browser) = Browser::find() else {
         return;
     };

@@ -20,12 +20,22 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Fleet tests hold one of these slots: their timing assertions need CPU, and a 2-core box
 /// running every fleet at once starves them.
-static SLOTS: Semaphore = Semaphore::const_new(3);
+const SLOT_COUNT: u32 = 3;
+static SLOTS: Semaphore = Semaphore::const_new(SLOT_COUNT as usize);
 
 /// Waits for a free slot; hold it for the whole test.
 pub(crate) async fn slot() -> SemaphorePermit<'static> {
     SLOTS
         .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
+
+/// Waits until no other fleet test runs and holds every slot: for a test whose timing budget
+/// (the dashboard's 50 ms long-task rule at 10,000 workers) cannot share two cores.
+pub(crate) async fn exclusive() -> SemaphorePermit<'static> {
+    SLOTS
+        .acquire_many(SLOT_COUNT)
         .await
         .expect("the semaphore is never closed")
 }

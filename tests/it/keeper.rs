@@ -19,6 +19,7 @@ const STARTUP: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans() {
+    let _slot = crate::fleet::slot().await;
     let port = free_port();
     let mut keeper = up(port);
     let _guard = NoOrphans(keeper.pid().as_raw());
@@ -106,6 +107,7 @@ async fn up_starts_a_fleet_that_status_reports_and_ctrl_c_stops_without_orphans(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_keeper_takes_its_fleet_down_gracefully() {
+    let _slot = crate::fleet::slot().await;
     let port = free_port();
     let mut keeper = up(port);
     let _guard = NoOrphans(keeper.pid().as_raw());
@@ -200,6 +202,7 @@ async fn status_explains_a_missing_or_wrong_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_at_hundreds_of_workers_leads_with_counts_and_problems_and_bounds_the_table() {
+    let _slot = crate::fleet::slot().await;
     // A long timeout: nothing may go offline while the test looks.
     let queen = Daemon::spawn(
         "queen-rbee",
@@ -277,6 +280,7 @@ async fn status_at_hundreds_of_workers_leads_with_counts_and_problems_and_bounds
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_into_a_pipe_prints_changes_and_resumes_after_a_cut_without_a_sync() {
+    let _slot = crate::fleet::slot().await;
     let queen = Daemon::spawn(
         "queen-rbee",
         [
