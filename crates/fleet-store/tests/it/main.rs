@@ -8,7 +8,7 @@
 use std::{
     fs,
     sync::{
-        Arc,
+        Arc, Condvar, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -19,19 +19,31 @@ use fleet_store::{
 };
 use tempfile::TempDir;
 
+/// Counts the writer's commits and failures, and wakes [`wait_for`] on each.
 #[derive(Default)]
 struct Counting {
     commits: AtomicUsize,
     failures: AtomicUsize,
+    events: Mutex<u64>,
+    woken: Condvar,
+}
+
+impl Counting {
+    fn event(&self) {
+        *self.events.lock().unwrap() += 1;
+        self.woken.notify_all();
+    }
 }
 
 impl Observer for Counting {
     fn committed(&self, _rows: usize, _lag: Duration) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.event();
     }
 
     fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        self.event();
     }
 }
 
@@ -69,11 +81,16 @@ fn now_us() -> i64 {
     i64::try_from(since_epoch.as_micros()).unwrap()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+/// Waits until `done` holds, looking again after each of the writer's commits or failures (and
+/// every 20 ms, for what the writer does without telling, like pruning); fails after 10 s.
+fn wait_for(observer: &Counting, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut events = observer.events.lock().unwrap();
     while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
+        let now = Instant::now();
+        assert!(now < deadline, "timed out waiting for {what}");
+        let slice = (deadline - now).min(Duration::from_millis(20));
+        events = observer.woken.wait_timeout(events, slice).unwrap().0;
     }
 }
 
@@ -98,7 +115,7 @@ fn what_was_recorded_comes_back_after_a_clean_close() {
         record(4, "w3", Some("three"), Some(3_000)),
         record(5, "w3", None, Some(4_000)),
     ]);
-    wait_for("the batch to commit", || store.committed() == 5);
+    wait_for(&observer, "the batch to commit", || store.committed() == 5);
     assert_eq!(store.health(), Health::Ok);
     // Several changes of one entry within a batch are one commit, not one each.
     assert_eq!(observer.commits.load(Ordering::Relaxed), 1);
@@ -129,10 +146,10 @@ fn what_was_recorded_comes_back_after_a_clean_close() {
 #[test]
 fn a_store_dropped_without_close_is_not_clean_but_keeps_its_commits() {
     let dir = TempDir::new().unwrap();
-    let (store, _, _) = open(&dir);
+    let (store, _, observer) = open(&dir);
     store.begin("epoch-a", 0).unwrap();
     store.record([record(1, "w1", Some("one"), Some(1_000))]);
-    wait_for("the commit", || store.committed() == 1);
+    wait_for(&observer, "the commit", || store.committed() == 1);
     drop(store);
 
     let (_store, kept, _) = open(&dir);
@@ -144,7 +161,7 @@ fn a_store_dropped_without_close_is_not_clean_but_keeps_its_commits() {
 #[test]
 fn history_answers_filters_oldest_first() {
     let dir = TempDir::new().unwrap();
-    let (store, _, _) = open(&dir);
+    let (store, _, observer) = open(&dir);
     store.begin("e", 0).unwrap();
     // Times within the history retention, or the writer's pruning would take them.
     let base = now_us() - 60_000_000;
@@ -159,7 +176,7 @@ fn history_answers_filters_oldest_first() {
         ));
     }
     store.record(records);
-    wait_for("the commit", || store.committed() == 10);
+    wait_for(&observer, "the commit", || store.committed() == 10);
     let revisions = |query: EventQuery| -> Vec<u64> {
         store
             .events(&query)
@@ -229,11 +246,11 @@ fn history_older_than_the_retention_is_pruned() {
             record(1, "old", Some("x"), Some(now_us - 7_200_000_000)),
             record(2, "new", Some("x"), Some(now_us - 60_000_000)),
         ]);
-        wait_for("the commit", || store.committed() == 2);
+        wait_for(&observer, "the commit", || store.committed() == 2);
         assert!(store.close(Vec::new(), Duration::from_secs(1)));
     }
     // Pruning runs when a writer starts, and then every minute.
-    let (store, _) = Store::open(&config, observer as _).unwrap();
+    let (store, _) = Store::open(&config, Arc::clone(&observer) as _).unwrap();
     store.begin("e", 2).unwrap();
     let ids = || -> Vec<String> {
         store
@@ -246,7 +263,9 @@ fn history_older_than_the_retention_is_pruned() {
             .map(|(_, body)| body)
             .collect()
     };
-    wait_for("the old transition to be pruned", || ids().len() == 1);
+    wait_for(&observer, "the old transition to be pruned", || {
+        ids().len() == 1
+    });
     assert!(ids()[0].contains(r#""id":"new""#));
 }
 
@@ -260,13 +279,15 @@ fn a_failing_write_is_retried_and_nothing_is_lost() {
     let blocker = rusqlite::Connection::open(store.path()).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     store.record([record(1, "w1", Some("one"), Some(1_000))]);
-    wait_for("the store to fail", || store.health() == Health::Failing);
+    wait_for(&observer, "the store to fail", || {
+        store.health() == Health::Failing
+    });
     assert!(observer.failures.load(Ordering::Relaxed) >= 1);
     store.record([record(2, "w2", Some("two"), Some(2_000))]);
     assert_eq!(store.committed(), 0);
 
     blocker.execute_batch("ROLLBACK").unwrap();
-    wait_for("the store to recover", || {
+    wait_for(&observer, "the store to recover", || {
         store.health() == Health::Ok && store.committed() == 2
     });
     assert!(store.close(Vec::new(), Duration::from_secs(1)));
@@ -322,11 +343,11 @@ fn unusable_directories_and_files_are_refused_with_their_path() {
 fn a_truncated_database_is_refused() {
     let dir = TempDir::new().unwrap();
     {
-        let (store, _, _) = open(&dir);
+        let (store, _, observer) = open(&dir);
         store.begin("e", 0).unwrap();
         let body = "x".repeat(2_000);
         store.record((1..=400).map(|r| record(r, &format!("w{r}"), Some(&body), Some(r as i64))));
-        wait_for("the commit", || store.committed() == 400);
+        wait_for(&observer, "the commit", || store.committed() == 400);
         assert!(store.close(Vec::new(), Duration::from_secs(1)));
     }
     let path = dir.path().join("data/queen.db");
