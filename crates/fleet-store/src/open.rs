@@ -181,7 +181,9 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(2))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::InvalidQuery);
+        return Err(failure(format!(
+            "the journal stays in {mode} mode; WAL is needed"
+        )));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // A burst (a restore rewriting every online entry, say) grows the WAL; checkpoints then
@@ -235,6 +237,14 @@ fn read_kept(conn: &Connection) -> rusqlite::Result<Kept> {
         clean,
         entries,
     })
+}
+
+/// An error of our own in SQLite's terms, with `message` as its text.
+pub(crate) fn failure(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+        Some(message),
+    )
 }
 
 /// Names a damaged file as such; other errors keep SQLite's own words.

@@ -176,7 +176,7 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("fleet-store".to_owned())
             .spawn(move || thread.run())
-            .map_err(|_| rusqlite::Error::InvalidQuery)?;
+            .map_err(|e| crate::open::failure(format!("cannot start the writer thread: {e}")))?;
         *self.thread.lock() = Some(handle);
         Ok(())
     }
