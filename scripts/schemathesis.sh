@@ -30,12 +30,15 @@ fi
 cargo build --quiet -p queen-rbee
 
 LOG=$(mktemp)
-"$TARGET/debug/queen-rbee" --ephemeral --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
+# A real data directory, so that the history filters of /v1/events are fuzzed against SQLite.
+DATA=$(mktemp -d)
+"$TARGET/debug/queen-rbee" --data-dir "$DATA" --bind 127.0.0.1:0 --token "$TOKEN" --snapshot-interval 1s >"$LOG" 2>&1 &
 QUEEN=$!
 cleanup() {
   kill "$QUEEN" 2>/dev/null || true
   wait "$QUEEN" 2>/dev/null || true
   rm -f "$LOG"
+  rm -rf "$DATA"
 }
 trap cleanup EXIT
 

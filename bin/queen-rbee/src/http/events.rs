@@ -111,7 +111,7 @@ fn parse(query: EventsQuery) -> Result<EventQuery, ApiError> {
     if query
         .id
         .as_ref()
-        .is_some_and(|id| id.is_empty() || id.len() > 128)
+        .is_some_and(|id| id.is_empty() || id.chars().count() > 128)
     {
         return Err(ApiError::InvalidQuery(
             "id must be 1 to 128 characters".to_owned(),
