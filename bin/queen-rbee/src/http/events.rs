@@ -93,21 +93,7 @@ fn parse(query: EventsQuery) -> Result<EventQuery, ApiError> {
             })
             .transpose()
     };
-    let kind = match query.kind.as_deref() {
-        None => None,
-        Some(k) => Some(
-            Kind::ALL
-                .into_iter()
-                .find(|kind| kind.as_str() == k)
-                .map(Kind::as_str)
-                .ok_or_else(|| {
-                    ApiError::InvalidQuery(format!(
-                        "kind must be one of {}",
-                        Kind::ALL.map(Kind::as_str).join(", ")
-                    ))
-                })?,
-        ),
-    };
+    let kind = super::kind_param(query.kind.as_deref())?.map(Kind::as_str);
     if query
         .id
         .as_ref()

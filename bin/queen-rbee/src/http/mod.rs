@@ -174,3 +174,21 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+/// Parses a `?kind=` query value: one of the kinds, or a 400 naming them.
+fn kind_param(value: Option<&str>) -> Result<Option<shared_contract::Kind>, ApiError> {
+    use shared_contract::Kind;
+    value
+        .map(|s| {
+            Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == s)
+                .ok_or_else(|| {
+                    ApiError::InvalidQuery(format!(
+                        "kind must be one of {}",
+                        Kind::ALL.map(Kind::as_str).join(", ")
+                    ))
+                })
+        })
+        .transpose()
+}

@@ -6,7 +6,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use shared_contract::Kind;
 
 use crate::{
     error::ApiError,
@@ -83,20 +82,7 @@ pub(super) async fn watch(
     query: Result<Query<WatchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let kind = match query.kind.as_deref() {
-        None => None,
-        Some(s) => Some(
-            Kind::ALL
-                .into_iter()
-                .find(|k| k.as_str() == s)
-                .ok_or_else(|| {
-                    ApiError::InvalidQuery(format!(
-                        "kind must be one of {}",
-                        Kind::ALL.map(Kind::as_str).join(", ")
-                    ))
-                })?,
-        ),
-    };
+    let kind = super::kind_param(query.kind.as_deref())?;
     let since = query
         .since
         .as_deref()
