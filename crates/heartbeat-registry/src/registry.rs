@@ -103,7 +103,6 @@ impl<T: Heartbeat> Registry<T> {
         wall: Timestamp,
     ) -> Result<Upsert, RegistryError> {
         let clock_skew_ms = (sent_at - wall).num_milliseconds();
-        let payload = Arc::new(payload);
         let usage_interval = self.shared.config.usage_interval;
         let mut entries = self.shared.entries.lock();
         if let Some(slot) = entries.get_mut(payload.id()) {
@@ -125,7 +124,7 @@ impl<T: Heartbeat> Registry<T> {
             return Err(RegistryError::Full { max_entries });
         }
         let id = Id::parse("id", payload.id())?;
-        let (slot, change) = Slot::new(id.clone(), payload, clock_skew_ms, now, wall);
+        let (slot, change) = Slot::new(id.clone(), Arc::new(payload), clock_skew_ms, now, wall);
         let transition = change.into_transition::<T>(id.clone(), wall);
         self.emit(&slot, now, Some(transition.clone()));
         entries.insert(id, slot);

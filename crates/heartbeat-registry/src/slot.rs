@@ -100,9 +100,13 @@ impl<T: Heartbeat> Slot<T> {
 
     /// Applies a heartbeat received at `now` (monotonic) and `wall`; usage figures count as a
     /// material change at most once per `usage_interval`.
+    ///
+    /// A payload equal to the kept one is dropped rather than stored: most beats repeat the
+    /// last one, and keeping the old allocation spares an allocation and the freeing of memory
+    /// that is cold by now (the registry lookup was a measurable part of ingest).
     pub(crate) fn beat(
         &mut self,
-        payload: Arc<T>,
+        payload: T,
         clock_skew_ms: i64,
         now: Instant,
         wall: Timestamp,
@@ -128,7 +132,7 @@ impl<T: Heartbeat> Slot<T> {
 
         let old_state = self.state;
         let old_status = self.payload.status();
-        let new_state = state_for(&*payload);
+        let new_state = state_for(&payload);
         let new_status = payload.status();
         let difference = payload.difference(&self.payload);
 
@@ -154,7 +158,9 @@ impl<T: Heartbeat> Slot<T> {
         // The first beat since a restart confirms the entry: that alone is a material change.
         let confirmed = std::mem::take(&mut self.restored);
         self.state = new_state;
-        self.payload = payload;
+        if difference != Difference::None {
+            self.payload = Arc::new(payload);
+        }
         self.last_seen = wall;
         self.last_seen_at = now;
         self.clock_skew_ms = clock_skew_ms;

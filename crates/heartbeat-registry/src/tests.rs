@@ -855,3 +855,24 @@ fn a_kept_conflict_stays_flagged_until_a_timeout_passes() {
     reg.expire(start + TIMEOUT + ms(20), wall);
     assert!(!reg.get("w1", start + TIMEOUT + ms(20)).unwrap().conflict);
 }
+
+#[test]
+fn a_repeated_payload_keeps_the_stored_one_and_a_changed_usage_figure_replaces_it() {
+    let (reg, clock) = (registry(), Clock::new());
+    beat(&reg, &clock, ms(0), fake("w1", Status::Ready));
+    let (now, _) = clock.at(ms(10));
+    let first = reg.get("w1", now).unwrap().payload;
+    beat(&reg, &clock, ms(20), fake("w1", Status::Ready));
+    let (now, _) = clock.at(ms(30));
+    let entry = reg.get("w1", now).unwrap();
+    assert!(Arc::ptr_eq(&first, &entry.payload));
+    assert_eq!(entry.last_seen, clock.at(ms(20)).1);
+
+    let busier = Fake {
+        load: 7,
+        ..fake("w1", Status::Ready)
+    };
+    beat(&reg, &clock, ms(40), busier);
+    let (now, _) = clock.at(ms(50));
+    assert_eq!(reg.get("w1", now).unwrap().payload.load, 7);
+}
