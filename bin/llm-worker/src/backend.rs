@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use reqwest::{Client, Url};
+use shared_contract::join_url;
 use tracing::{info, warn};
 
 /// The shortest and longest a probe may take; within that, half the interval.
@@ -56,7 +57,7 @@ impl Backend {
     }
 
     async fn get(&self, path: &str, budget: Duration) -> Result<(), String> {
-        let url = join(&self.base, path);
+        let url = join_url(&self.base, path);
         let response = self
             .client
             .get(url.clone())
@@ -72,16 +73,6 @@ impl Backend {
     }
 }
 
-/// Joins `path` onto `base`, keeping any path prefix (e.g. `http://h/llm/` + `health`).
-fn join(base: &Url, path: &str) -> Url {
-    let mut base = base.clone();
-    if !base.path().ends_with('/') {
-        let with_slash = format!("{}/", base.path());
-        base.set_path(&with_slash);
-    }
-    base.join(path).unwrap_or(base)
-}
-
 /// Names the failure without reqwest's repetition of the URL.
 fn short_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
@@ -95,21 +86,5 @@ fn short_error(e: &reqwest::Error) -> String {
         format!("connection failed: {innermost}")
     } else {
         innermost.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn probe_urls_keep_prefixes() {
-        let base = Url::parse("http://127.0.0.1:8080").unwrap();
-        assert_eq!(
-            join(&base, "health").as_str(),
-            "http://127.0.0.1:8080/health"
-        );
-        let base = Url::parse("http://h/llm").unwrap();
-        assert_eq!(join(&base, "v1/models").as_str(), "http://h/llm/v1/models");
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
+use shared_contract::join_url;
 
 use crate::{config::QueenArgs, fleet::Listing};
 
@@ -25,6 +26,8 @@ pub(crate) fn http_client() -> anyhow::Result<Client> {
 #[derive(Debug, Clone)]
 pub(crate) struct Queen {
     client: Client,
+    url: Url,
+    /// The URL as shown to the user: without a trailing slash.
     base: String,
     token: Option<String>,
 }
@@ -37,6 +40,7 @@ impl Queen {
     pub(crate) fn from_parts(client: Client, url: &Url, token: Option<String>) -> Self {
         Self {
             client,
+            url: url.clone(),
             base: url.as_str().trim_end_matches('/').to_owned(),
             token,
         }
@@ -49,7 +53,7 @@ impl Queen {
 
     /// Returns a GET request for a path such as `/v1/workers`, with the token attached.
     pub(crate) fn get(&self, path: &str) -> RequestBuilder {
-        let req = self.client.get(format!("{}{path}", self.base));
+        let req = self.client.get(join_url(&self.url, path));
         match &self.token {
             Some(token) => req.bearer_auth(token),
             None => req,

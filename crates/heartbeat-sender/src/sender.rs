@@ -3,7 +3,7 @@
 use std::{error::Error as _, fmt, time::Duration};
 
 use reqwest::{Client, StatusCode, Url};
-use shared_contract::{ApiErrorBody, Heartbeat, HeartbeatAck, HeartbeatBody, Kinded};
+use shared_contract::{ApiErrorBody, Heartbeat, HeartbeatAck, HeartbeatBody, Kinded, join_url};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -78,7 +78,7 @@ pub async fn run<S: PayloadSource>(
     shutdown: CancellationToken,
 ) {
     let kind = <<S::Body as HeartbeatBody>::Payload as Kinded>::KIND;
-    let url = endpoint(&config.queen_url, &format!("v1/{kind}-heartbeat"));
+    let url = join_url(&config.queen_url, &format!("v1/{kind}-heartbeat"));
     let queen = config.queen_url.as_str().trim_end_matches('/').to_owned();
     let mut interval = config.interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
     let mut backoff = Backoff::default();
@@ -240,16 +240,6 @@ async fn post<B: HeartbeatBody>(
     }
 }
 
-/// Joins `path` onto the base URL, keeping any path prefix the base has.
-fn endpoint(base: &Url, path: &str) -> Url {
-    let mut base = base.clone();
-    if !base.path().ends_with('/') {
-        let with_slash = format!("{}/", base.path());
-        base.set_path(&with_slash);
-    }
-    base.join(path).unwrap_or(base)
-}
-
 fn adopted_interval(next_heartbeat_ms: u64) -> Option<Duration> {
     (next_heartbeat_ms > 0)
         .then(|| Duration::from_millis(next_heartbeat_ms).clamp(MIN_INTERVAL, MAX_INTERVAL))
@@ -290,20 +280,6 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_keeps_path_prefixes() {
-        let base = Url::parse("http://127.0.0.1:8500").unwrap();
-        assert_eq!(
-            endpoint(&base, "v1/worker-heartbeat").as_str(),
-            "http://127.0.0.1:8500/v1/worker-heartbeat"
-        );
-        let base = Url::parse("http://h:1/rbee").unwrap();
-        assert_eq!(
-            endpoint(&base, "v1/hive-heartbeat").as_str(),
-            "http://h:1/rbee/v1/hive-heartbeat"
-        );
-    }
 
     #[test]
     fn queen_intervals_are_clamped_and_zero_ignored() {

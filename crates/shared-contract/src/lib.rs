@@ -11,6 +11,7 @@ mod lifecycle;
 mod schema;
 mod snapshot;
 mod timestamp;
+mod url;
 mod validate;
 
 pub use heartbeat::{
@@ -21,6 +22,7 @@ pub use lifecycle::{Health, HealthStatus, State, Status, Target};
 pub use schema::{ID_PATTERN, TEXT_PATTERN};
 pub use snapshot::{Entry, Snapshot, Transition};
 pub use timestamp::{TimestampError, deserialize_timestamp, parse_timestamp};
+pub use url::join_url;
 pub use validate::{
     MAX_ID_LEN, ValidationError, check_id, check_optional_text, check_text, is_valid_id,
 };

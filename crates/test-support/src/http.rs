@@ -39,7 +39,8 @@ impl JsonClient {
         &self.base
     }
 
-    /// Returns `base + path`.
+    /// Returns `base + path` as written, not through `shared_contract::join_url`: hostile-input
+    /// tests need their paths sent byte for byte, not normalised by a URL parser.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
