@@ -15,8 +15,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const PEEK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// `SO_SNDBUF` of stream connections: a subscriber that stops reading pins at most about twice
-/// this much kernel memory (Linux doubles it for bookkeeping) instead of the autotuned ~1 MB.
-const STREAM_SEND_BUFFER: Option<usize> = Some(256 * 1024);
+/// this much kernel memory (Linux doubles it for bookkeeping) instead of the autotuned ~1 MB,
+/// and starts costing nothing that much sooner: until its buffers fill it takes every change like
+/// a reader (BENCHMARKS.md, "Stalled watchers and the send buffer").
+const STREAM_SEND_BUFFER: Option<usize> = Some(64 * 1024);
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then lets open connections finish
 /// their current request (the caller bounds how long that may take).
