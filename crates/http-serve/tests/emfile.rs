@@ -67,8 +67,17 @@ async fn running_out_of_descriptors_is_logged_once_per_episode() {
         clients.push(client);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // The kernel completed handshakes the server could not accept; it retries every 100 ms.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // The kernel completed handshakes the server could not accept. Wait for the first warning,
+    // then watch several of the server's 100 ms retries go by: an absence needs a window.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while log.count("accept failed") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no accept failure logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(log.count("accept failed"), 1, "one warning per episode");
     assert_eq!(log.count("accepting connections again"), 0);
 
