@@ -43,6 +43,8 @@ pub(crate) trait Pending: Send {
 /// One published change, as the publisher hands it on.
 pub(crate) struct Published {
     pub(crate) revision: u64,
+    /// The change's watch event.
+    pub(crate) frame: Bytes,
     pub(crate) transition: Option<Transition>,
     /// The change for the store, when [`ChangeLog::publish`] was asked to keep it.
     pub(crate) kept: Option<fleet_store::Record>,
@@ -138,6 +140,49 @@ impl ChangeLog {
         revision
     }
 
+    /// Appends a change that already has its revision (a follower mirroring its leader);
+    /// false, appending nothing, unless `revision` is the next one.
+    pub(crate) fn append_at(&self, revision: u64, kind: Kind, change: Box<dyn Pending>) -> bool {
+        let mut ring = self.ring.lock();
+        if revision != ring.revision + 1 {
+            return false;
+        }
+        ring.revision = revision;
+        ring.records.push_back(Record {
+            revision,
+            kind,
+            at: Instant::now(),
+            body: Body::Pending(change),
+        });
+        drop(ring);
+        self.appended.notify_one();
+        true
+    }
+
+    /// Empties the ring and continues at `revision`: the state was replaced, so every watcher
+    /// behind `revision` gets a fresh `sync`.
+    pub(crate) fn reset(&self, revision: u64) {
+        let mut ring = self.ring.lock();
+        ring.records.clear();
+        ring.revision = revision;
+        drop(ring);
+        self.published.send_replace(revision);
+    }
+
+    /// Publishes up to `revision` what [`ChangeLog::publish`] serialized but held back (a
+    /// leader's changes once etcd committed them).
+    pub(crate) fn release(&self, revision: u64) {
+        let target = revision.min(self.ring.lock().revision);
+        self.published.send_if_modified(|published| {
+            if target > *published {
+                *published = target;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// Returns the revision of the newest change appended.
     pub(crate) fn revision(&self) -> u64 {
         self.ring.lock().revision
@@ -159,10 +204,12 @@ impl ChangeLog {
     }
 
     /// Serializes every appended change, then publishes them; returns what was published, with
-    /// each change's kept form when `keep` (the store is on).
+    /// each change's kept form when `keep` (the store is on). With `hold` the frames are made
+    /// but watchers see them only after [`ChangeLog::release`]: a cluster's leader shows only
+    /// what etcd committed, so no queen ever serves a revision that a failover could reuse.
     ///
     /// Only the publisher task calls it, so pending records are taken by one caller at a time.
-    pub(crate) fn publish(&self, keep: bool) -> Vec<Published> {
+    pub(crate) fn publish(&self, keep: bool, hold: bool) -> Vec<Published> {
         let mut taken = Vec::new();
         {
             let mut ring = self.ring.lock();
@@ -193,9 +240,10 @@ impl ChangeLog {
                         self.epoch
                     ))
                 });
-            frames.push(frame);
+            frames.push(frame.clone());
             out.push(Published {
                 revision: *revision,
+                frame,
                 transition: change.transition().cloned(),
                 kept: keep.then(|| change.keep(*revision, at.into_std())),
             });
@@ -217,7 +265,9 @@ impl ChangeLog {
             }
             ring.trim(Instant::now(), self.history);
         }
-        self.published.send_replace(last);
+        if !hold {
+            self.published.send_replace(last);
+        }
         out
     }
 

@@ -60,6 +60,24 @@ pub struct Config {
     #[arg(long, env = "RBEE_HISTORY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub history_retention: Duration,
 
+    /// etcd client URLs (comma-separated): runs the queen in a cluster, with its state in etcd
+    /// instead of a data directory.
+    #[arg(long, env = "RBEE_ETCD_ENDPOINTS", value_delimiter = ',', conflicts_with_all = ["data_dir", "ephemeral"])]
+    pub etcd_endpoints: Vec<String>,
+
+    /// The cluster's name: the key prefix in etcd, so several clusters can share one.
+    #[arg(long, env = "RBEE_CLUSTER_NAME", default_value = "rbee")]
+    pub cluster_name: String,
+
+    /// How senders and the other queens reach this queen [default: http://<bind address>].
+    #[arg(long, env = "RBEE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// The leader's lease in etcd, in whole seconds, at least 2: a lost leader is replaced
+    /// within about this long plus one second.
+    #[arg(long, env = "RBEE_LEADER_LEASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub leader_lease: Duration,
+
     /// Revisions the watch keeps for resuming clients, at the least (tests lower it).
     #[arg(
         long,
@@ -99,7 +117,9 @@ impl Config {
                 return Err(ConfigError(format!("{flag} must be at most 365 days")));
             }
         }
-        if self.store_dir().is_none() && !self.ephemeral {
+        if self.clustered() {
+            self.validate_cluster()?;
+        } else if self.store_dir().is_none() && !self.ephemeral {
             return Err(ConfigError(
                 "no data directory: set --data-dir, XDG_STATE_HOME or HOME, or pass --ephemeral"
                     .to_owned(),
@@ -119,9 +139,81 @@ impl Config {
 }
 
 impl Config {
-    /// The directory the fleet's state is kept in; `None` with `--ephemeral`.
+    /// Whether the queen runs in a cluster (`--etcd-endpoints`).
+    pub fn clustered(&self) -> bool {
+        !self.etcd_endpoints.is_empty()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        for endpoint in &self.etcd_endpoints {
+            let url = url::Url::parse(endpoint).map_err(|error| {
+                ConfigError(format!(
+                    "--etcd-endpoints: {endpoint:?} is not a URL: {error}"
+                ))
+            })?;
+            if url.scheme() != "http" || url.host_str().is_none_or(str::is_empty) {
+                return Err(ConfigError(format!(
+                    "--etcd-endpoints: {endpoint:?} must be an http:// URL with a host"
+                )));
+            }
+        }
+        let name_ok = !self.cluster_name.is_empty()
+            && self.cluster_name.len() <= 64
+            && self
+                .cluster_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !name_ok {
+            return Err(ConfigError(
+                "--cluster-name must be 1-64 letters, digits, '-', '_' or '.'".to_owned(),
+            ));
+        }
+        // etcd leases have whole seconds and a floor of about two.
+        if self.leader_lease < Duration::from_secs(2) || self.leader_lease.subsec_nanos() != 0 {
+            return Err(ConfigError(
+                "--leader-lease must be whole seconds, at least 2s".to_owned(),
+            ));
+        }
+        if self.leader_lease > Duration::from_secs(3600) {
+            return Err(ConfigError("--leader-lease must be at most 1h".to_owned()));
+        }
+        match &self.advertise_url {
+            Some(advertised) => {
+                let url = url::Url::parse(advertised)
+                    .map_err(|error| ConfigError(format!("--advertise-url: not a URL: {error}")))?;
+                if url.scheme() != "http"
+                    || url.host_str().is_none_or(str::is_empty)
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                {
+                    return Err(ConfigError(
+                        "--advertise-url must be an http:// URL with a host and no query"
+                            .to_owned(),
+                    ));
+                }
+            }
+            None if self.bind.ip().is_unspecified() => {
+                return Err(ConfigError(format!(
+                    "--advertise-url is required when listening on {}",
+                    self.bind
+                )));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The URL this queen advertises once bound to `local` (the port the OS picked for port 0).
+    pub fn advertised(&self, local: SocketAddr) -> String {
+        match &self.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{local}"),
+        }
+    }
+
+    /// The directory the fleet's state is kept in; `None` with `--ephemeral` or in a cluster.
     pub fn store_dir(&self) -> Option<PathBuf> {
-        if self.ephemeral {
+        if self.ephemeral || self.clustered() {
             return None;
         }
         if let Some(dir) = &self.data_dir {

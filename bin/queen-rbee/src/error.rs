@@ -47,6 +47,15 @@ pub enum ApiError {
         /// The configured cap.
         max_entries: usize,
     },
+    /// In a cluster, a heartbeat sent to a follower (307 to the leader).
+    #[error("this queen follows; send heartbeats to the leader at {location}")]
+    NotLeader {
+        /// The same path on the leader.
+        location: String,
+    },
+    /// In a cluster, no leader is known right now (503).
+    #[error("no leader is known right now; try another queen or again shortly")]
+    NoLeader,
     /// Something failed inside the queen (500); the detail is logged, never sent.
     #[error("internal error")]
     Internal,
@@ -64,6 +73,8 @@ pub(crate) enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     RegistryFull,
+    NotLeader,
+    NoLeader,
     Internal,
 }
 
@@ -79,6 +90,8 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RegistryFull => "registry_full",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::NoLeader => "no_leader",
             ErrorCode::Internal => "internal",
         }
     }
@@ -96,6 +109,8 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             ApiError::RegistryFull { .. } => ErrorCode::RegistryFull,
+            ApiError::NotLeader { .. } => ErrorCode::NotLeader,
+            ApiError::NoLeader => ErrorCode::NoLeader,
             ApiError::Internal => ErrorCode::Internal,
         }
     }
@@ -111,6 +126,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RegistryFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
+            ApiError::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,7 +141,14 @@ impl IntoResponse for ApiError {
                 message: self.to_string(),
             },
         };
+        let location = match &self {
+            ApiError::NotLeader { location } => axum::http::HeaderValue::from_str(location).ok(),
+            _ => None,
+        };
         let mut response = (self.status(), Json(body)).into_response();
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

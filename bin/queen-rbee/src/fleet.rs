@@ -38,6 +38,7 @@ pub(crate) struct Fleet {
     registries: Registries,
     log: Arc<ChangeLog>,
     events: Arc<EventLog>,
+    metrics: Arc<Metrics>,
     /// Wakes the expiry task when an entry's deadline may now come earlier than it planned for.
     expiry_wake: Notify,
 }
@@ -129,6 +130,36 @@ fn transition_record(transition: &Transition) -> Option<TransitionRecord> {
             .inspect_err(|error| tracing::error!(%error, "cannot serialize a transition to keep"))
             .ok()?,
     })
+}
+
+/// A change mirrored from a cluster's leader: its watch event exists already.
+struct Mirrored {
+    change: fleet_cluster::Change,
+    transition: Option<Transition>,
+}
+
+impl Pending for Mirrored {
+    fn frame(&self, _epoch: &str, _revision: u64) -> serde_json::Result<Bytes> {
+        Ok(self.change.frame.clone())
+    }
+
+    fn transition(&self) -> Option<&Transition> {
+        self.transition.as_ref()
+    }
+
+    fn keep(&self, revision: u64, appended: std::time::Instant) -> Record {
+        Record {
+            revision,
+            kind: Kind::ALL
+                .iter()
+                .find(|k| k.as_str() == self.change.kind)
+                .map_or("unknown", |k| k.as_str()),
+            id: self.change.id.clone(),
+            entry: self.change.kept.clone(),
+            transition: self.transition.as_ref().and_then(transition_record),
+            appended,
+        }
+    }
 }
 
 /// `{"revision", "kind", "entry"|"id", "transition"?}`: the data of an upsert or remove event.
@@ -231,12 +262,13 @@ impl Fleet {
         let sinks = Sinks {
             log: Arc::clone(&log),
             events: Arc::clone(&events),
-            metrics,
+            metrics: Arc::clone(&metrics),
         };
         Self {
             registries: Registries::new(config, &sinks),
             log,
             events,
+            metrics,
             expiry_wake: Notify::new(),
         }
     }
@@ -364,6 +396,170 @@ impl Fleet {
         }
     }
 
+    /// Applies one change a cluster's leader committed, with the leader's revision and its
+    /// watch event, without judging anything (a follower's mirror). False when the change does
+    /// not fit: not the next revision, or a kept form that does not decode.
+    pub(crate) fn mirror(&self, change: &fleet_cluster::Change) -> bool {
+        struct Mirror<'a> {
+            fleet: &'a Fleet,
+            change: &'a fleet_cluster::Change,
+            transition: Option<Transition>,
+            now: Instant,
+            wall: Timestamp,
+            applied: Option<bool>,
+        }
+        impl EachKind for Mirror<'_> {
+            fn kind<T: Registered>(&mut self) {
+                if self.change.kind != T::KIND.as_str() {
+                    return;
+                }
+                let kept = match self
+                    .change
+                    .kept
+                    .as_deref()
+                    .map(serde_json::from_str::<Kept<T>>)
+                {
+                    None => None,
+                    Some(Ok(kept)) => Some(kept),
+                    Some(Err(_)) => {
+                        self.applied = Some(false);
+                        return;
+                    }
+                };
+                let mut appended = false;
+                let mirrored = self.fleet.registries.get::<T>().mirror(
+                    &self.change.id,
+                    kept,
+                    self.now,
+                    self.wall,
+                    || {
+                        appended = self.fleet.append_mirrored(
+                            T::KIND,
+                            self.change,
+                            self.transition.clone(),
+                        )
+                    },
+                );
+                self.applied = Some(mirrored.is_ok() && appended);
+            }
+        }
+        let transition = change
+            .transition
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<Transition>(json).ok());
+        let mut mirror = Mirror {
+            fleet: self,
+            change,
+            transition: transition.clone(),
+            now: Instant::now(),
+            wall: Utc::now(),
+            applied: None,
+        };
+        for_each_kind(&mut mirror);
+        let applied = mirror.applied.unwrap_or(false);
+        if applied && let Some(transition) = transition {
+            self.metrics.transition(transition.kind, transition.to);
+            self.events.push(change.revision, transition);
+        }
+        applied
+    }
+
+    fn append_mirrored(
+        &self,
+        kind: Kind,
+        change: &fleet_cluster::Change,
+        transition: Option<Transition>,
+    ) -> bool {
+        self.log.append_at(
+            change.revision,
+            kind,
+            Box::new(Mirrored {
+                change: change.clone(),
+                transition,
+            }),
+        )
+    }
+
+    /// Replaces everything with a cluster's committed state (a follower starting to mirror, or
+    /// one whose mirror fell behind): entries exactly as kept, the log continuing at its revision.
+    pub(crate) fn reset(&self, loaded: &fleet_cluster::Loaded) -> Result<usize, RestoreError> {
+        struct Reset<'a> {
+            registries: &'a Registries,
+            loaded: &'a fleet_cluster::Loaded,
+            now: Instant,
+            wall: Timestamp,
+            count: usize,
+            error: Option<RestoreError>,
+        }
+        impl EachKind for Reset<'_> {
+            fn kind<T: Registered>(&mut self) {
+                let registry = self.registries.get::<T>();
+                registry.clear();
+                for row in self
+                    .loaded
+                    .entries
+                    .iter()
+                    .filter(|r| r.kind == T::KIND.as_str())
+                {
+                    let put = serde_json::from_str::<Kept<T>>(&row.body)
+                        .map_err(|e| e.to_string())
+                        .and_then(|kept| {
+                            registry
+                                .mirror(&row.id, Some(kept), self.now, self.wall, || {})
+                                .map_err(|e| e.to_string())
+                        });
+                    match put {
+                        Ok(()) => self.count += 1,
+                        Err(detail) => {
+                            self.error.get_or_insert(RestoreError {
+                                kind: T::KIND,
+                                id: row.id.clone(),
+                                detail,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut reset = Reset {
+            registries: &self.registries,
+            loaded,
+            now: Instant::now(),
+            wall: Utc::now(),
+            count: 0,
+            error: None,
+        };
+        for_each_kind(&mut reset);
+        self.log.reset(loaded.revision);
+        match reset.error {
+            Some(error) => Err(error),
+            None => Ok(reset.count),
+        }
+    }
+
+    /// Takes over as a cluster's new leader: every entry is brought back by the restore rule
+    /// (SPEC section 10), so online entries get a fresh timeout and no live worker goes offline
+    /// because of the failover. Returns how many entries came back.
+    pub(crate) fn take_over(&self) -> Result<usize, RestoreError> {
+        let rows: Vec<KeptEntry> = self
+            .kept_rows()
+            .into_iter()
+            .map(|(kind, id, body)| KeptEntry {
+                kind: kind.to_owned(),
+                id,
+                body,
+            })
+            .collect();
+        struct Clear<'a>(&'a Registries);
+        impl EachKind for Clear<'_> {
+            fn kind<T: Registered>(&mut self) {
+                self.0.get::<T>().clear();
+            }
+        }
+        for_each_kind(&mut Clear(&self.registries));
+        self.restore(&rows)
+    }
+
     /// Returns every entry's kept form with its current volatile fields: `(kind, id, json)`.
     pub(crate) fn kept_rows(&self) -> Vec<(&'static str, String, String)> {
         struct Collect<'a>(&'a Registries, Vec<(&'static str, String, String)>);
@@ -442,6 +638,11 @@ impl Fleet {
         let mut expire = Expire(&self.registries, Instant::now(), Utc::now(), None);
         for_each_kind(&mut expire);
         expire.3
+    }
+
+    /// Makes the expiry task look now.
+    pub(crate) fn wake_expiry(&self) {
+        self.expiry_wake.notify_one();
     }
 
     /// Completes when an entry's deadline may have moved earlier.

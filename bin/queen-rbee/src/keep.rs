@@ -48,6 +48,11 @@ impl Storage {
         })
     }
 
+    /// The metrics the queen's state will use (a clustered queen opens no store).
+    pub(crate) fn into_metrics(self) -> Arc<Metrics> {
+        self.metrics
+    }
+
     /// Builds the queen's state: the epoch and revision continue after a clean stop, kept
     /// entries come back (SPEC section 10), and the store is told the epoch it now belongs to.
     pub(crate) fn into_state(
@@ -61,6 +66,7 @@ impl Storage {
                 shutdown,
                 new_epoch(),
                 0,
+                None,
                 None,
                 self.metrics,
             ));
@@ -82,6 +88,7 @@ impl Storage {
             epoch.clone(),
             kept.revision,
             Some(Arc::clone(&store)),
+            None,
             self.metrics,
         );
         let restored = state

@@ -5,6 +5,7 @@
 //! with a port-0 listener.
 
 mod changelog;
+mod cluster;
 mod config;
 mod error;
 mod events;
@@ -56,8 +57,22 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    let state = storage.into_state(&config, shutdown.clone())?;
     let tasks = TaskTracker::new();
+    let state = if config.clustered() {
+        let advertise_url = config.advertised(listener.local_addr()?);
+        let (state, events) = cluster::join(
+            &config,
+            advertise_url,
+            shutdown.clone(),
+            storage.into_metrics(),
+        )
+        .await?;
+        tasks.spawn(cluster::follow(state.clone(), events));
+        tasks.spawn(cluster::release(state.clone()));
+        state
+    } else {
+        storage.into_state(&config, shutdown.clone())?
+    };
     tasks.spawn(tasks::publish_changes(state.clone()));
     tasks.spawn(tasks::publish_summaries(state.clone()));
     tasks.spawn(tasks::expire_entries(state.clone()));
@@ -81,5 +96,6 @@ pub async fn run_with(
         warn!(grace = ?DRAIN, "background tasks did not stop in time");
     }
     keep::close(&state).await;
+    cluster::close(&state).await;
     served.context("serve http")
 }

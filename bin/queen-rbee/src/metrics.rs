@@ -57,6 +57,30 @@ pub(crate) struct Metrics {
     store_rows: Counter,
     store_errors: Counter,
     commit_lag: LatencyHistogram,
+    cluster: ClusterMetrics,
+}
+
+/// A cluster's figures, copied from `fleet-cluster`'s counters when rendered; all 0 for a queen
+/// that runs alone.
+#[derive(Debug, Default)]
+struct ClusterMetrics {
+    leader: Gauge,
+    etcd_up: Gauge,
+    leader_changes: Counter,
+    elected: Counter,
+    etcd_txns: Counter,
+    etcd_ops: Counter,
+}
+
+/// What [`Metrics::render`] shows of the cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClusterFigures {
+    pub(crate) leader: bool,
+    pub(crate) etcd_up: bool,
+    pub(crate) leader_changes: u64,
+    pub(crate) elected: u64,
+    pub(crate) etcd_txns: u64,
+    pub(crate) etcd_ops: u64,
 }
 
 impl fmt::Debug for Metrics {
@@ -80,6 +104,7 @@ impl Default for Metrics {
         let store_rows = Counter::default();
         let store_errors = Counter::default();
         let commit_lag = LatencyHistogram::with_bounds(&COMMIT_LAG_BUCKETS);
+        let cluster = ClusterMetrics::default();
         // Every kind and target is shown from the start, at 0; rejections only once they happen.
         for kind in Kind::ALL {
             for to in Target::ALL {
@@ -112,6 +137,36 @@ impl Default for Metrics {
             "rbee_transitions",
             "State transitions, by kind and target state",
             transitions.clone(),
+        );
+        registry.register(
+            "rbee_cluster_leader",
+            "1 while this queen leads its cluster and judges liveness",
+            cluster.leader.clone(),
+        );
+        registry.register(
+            "rbee_cluster_etcd_up",
+            "1 while etcd answers this queen within its lease",
+            cluster.etcd_up.clone(),
+        );
+        registry.register(
+            "rbee_cluster_leader_changes",
+            "Leaders this queen has seen take office",
+            cluster.leader_changes.clone(),
+        );
+        registry.register(
+            "rbee_cluster_elections_won",
+            "Times this queen became the leader",
+            cluster.elected.clone(),
+        );
+        registry.register(
+            "rbee_cluster_etcd_txns",
+            "Transactions this queen committed to etcd as leader",
+            cluster.etcd_txns.clone(),
+        );
+        registry.register(
+            "rbee_cluster_etcd_ops",
+            "Keys written or deleted by those transactions",
+            cluster.etcd_ops.clone(),
         );
         registry.register(
             "rbee_sse_subscribers",
@@ -169,6 +224,7 @@ impl Default for Metrics {
             store_rows,
             store_errors,
             commit_lag,
+            cluster,
         }
     }
 }
@@ -229,7 +285,24 @@ impl Metrics {
 
     /// Renders the Prometheus text format (version 0.0.4); `counts` are the registries' current
     /// entry counts.
-    pub(crate) fn render(&self, counts: &[(Kind, Counts)]) -> String {
+    pub(crate) fn render(
+        &self,
+        counts: &[(Kind, Counts)],
+        cluster: Option<ClusterFigures>,
+    ) -> String {
+        if let Some(figures) = cluster {
+            let c = &self.cluster;
+            c.leader.set(i64::from(figures.leader));
+            c.etcd_up.set(i64::from(figures.etcd_up));
+            for (counter, value) in [
+                (&c.leader_changes, figures.leader_changes),
+                (&c.elected, figures.elected),
+                (&c.etcd_txns, figures.etcd_txns),
+                (&c.etcd_ops, figures.etcd_ops),
+            ] {
+                counter.inc_by(value.saturating_sub(counter.get()));
+            }
+        }
         for &(kind, counts) in counts {
             for state in State::ALL {
                 self.entries

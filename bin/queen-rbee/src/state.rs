@@ -8,8 +8,8 @@ use heartbeat_registry::RegistryConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    changelog::History, config::Token, fleet::Fleet, http::CorsPolicy, metrics::Metrics,
-    summary::Summaries, watch::Syncs,
+    changelog::History, cluster::Clustered, config::Token, fleet::Fleet, http::CorsPolicy,
+    metrics::Metrics, summary::Summaries, watch::Syncs,
 };
 
 /// Everything the handlers and background tasks share; cheap to clone.
@@ -21,8 +21,10 @@ pub struct AppState {
 #[derive(Debug)]
 struct Shared {
     fleet: Fleet,
-    /// The kept state; `None` with `--ephemeral`.
+    /// The kept state; `None` with `--ephemeral` and in a cluster.
     store: Option<Arc<Store>>,
+    /// The cluster this queen is part of, if any.
+    cluster: Option<Arc<Clustered>>,
     streams: Streams,
     metrics: Arc<Metrics>,
     settings: Settings,
@@ -68,6 +70,7 @@ impl AppState {
             new_epoch(),
             0,
             None,
+            None,
             Arc::new(Metrics::default()),
         )
     }
@@ -80,6 +83,7 @@ impl AppState {
         epoch: String,
         revision: u64,
         store: Option<Arc<Store>>,
+        cluster: Option<Arc<Clustered>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = RegistryConfig {
@@ -96,6 +100,7 @@ impl AppState {
             shared: Arc::new(Shared {
                 fleet: Fleet::new(registry, history, epoch, revision, Arc::clone(&metrics)),
                 store,
+                cluster,
                 streams: Streams::default(),
                 metrics,
                 settings: Settings {
@@ -118,6 +123,21 @@ impl AppState {
     /// The kept state, unless the queen is ephemeral.
     pub(crate) fn store(&self) -> Option<&Arc<Store>> {
         self.shared.store.as_ref()
+    }
+
+    /// The cluster, when the queen runs in one.
+    pub(crate) fn cluster(&self) -> Option<&Arc<Clustered>> {
+        self.shared.cluster.as_ref()
+    }
+
+    /// Whether this queen judges liveness: always alone, only as the leader in a cluster.
+    pub(crate) fn judges(&self) -> bool {
+        self.shared.cluster.as_ref().is_none_or(|c| c.leads())
+    }
+
+    /// Makes the expiry task look at the registries now.
+    pub(crate) fn wake_expiry(&self) {
+        self.shared.fleet.wake_expiry();
     }
 
     /// The streams' shared state.

@@ -39,9 +39,21 @@ pub(crate) async fn publish_changes(state: AppState) {
 }
 
 /// Publishes what was appended to the change log and hands it to the store, if there is one.
+/// A cluster's leader hands it to etcd instead, and watchers see it once etcd committed it.
 pub(crate) fn publish(state: &AppState) -> Vec<Published> {
+    if let Some(clustered) = state.cluster() {
+        let log = state.fleet().log();
+        return match clustered.term() {
+            Some(term) => {
+                let published = log.publish(true, true);
+                clustered.record(term, &published);
+                published
+            }
+            None => log.publish(false, false),
+        };
+    }
     let store = state.store();
-    let mut published = state.fleet().log().publish(store.is_some());
+    let mut published = state.fleet().log().publish(store.is_some(), false);
     if let Some(store) = store {
         store.record(published.iter_mut().filter_map(|p| p.kept.take()));
     }
@@ -84,8 +96,11 @@ pub(crate) async fn expire_entries(state: AppState) {
     let fleet = state.fleet();
     loop {
         let now = Instant::now();
-        let next = fleet
-            .expire()
+        // A follower (or a leader that cannot renew its lease) judges nothing.
+        let next = state
+            .judges()
+            .then(|| fleet.expire())
+            .flatten()
             .unwrap_or(now + EXPIRY_MAX_SLEEP)
             .clamp(now + EXPIRY_MIN_GAP, now + EXPIRY_MAX_SLEEP);
         tokio::select! {

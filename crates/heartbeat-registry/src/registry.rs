@@ -284,6 +284,47 @@ impl<T: Heartbeat> Registry<T> {
         restored
     }
 
+    /// Sets (`Some`) or removes (`None`) entry `id` exactly as another queen reported it, with no
+    /// change of this registry's own: how a follower mirrors its leader. `then` runs under the
+    /// registry's lock, so the caller can log the change in the same order as the registry's
+    /// states. A kept form that names another id or breaks a contract rule is refused and
+    /// changes nothing.
+    pub fn mirror(
+        &self,
+        id: &str,
+        kept: Option<Kept<T>>,
+        now: Instant,
+        wall: Timestamp,
+        then: impl FnOnce(),
+    ) -> Result<(), RegistryError> {
+        let id = Id::parse("id", id)?;
+        let mut entries = self.shared.entries.lock();
+        match kept {
+            Some(kept) => {
+                if kept.payload.id() != id.as_str() {
+                    return Err(RegistryError::InvalidId(
+                        shared_contract::ValidationError::new(
+                            "id",
+                            "the kept entry names another id",
+                        ),
+                    ));
+                }
+                kept.payload.validate()?;
+                entries.insert(id.clone(), Slot::mirror(id, kept, now, wall));
+            }
+            None => {
+                entries.remove(&id);
+            }
+        }
+        then();
+        Ok(())
+    }
+
+    /// Forgets every entry, with no change of its own (a mirror being replaced).
+    pub fn clear(&self) {
+        self.shared.entries.lock().clear();
+    }
+
     /// Returns every entry as kept across restarts, with its current volatile fields
     /// (`last_seen`, skew), for a final write at a graceful stop.
     pub fn kept(&self) -> Vec<Kept<Arc<T>>> {

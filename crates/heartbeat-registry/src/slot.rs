@@ -247,15 +247,23 @@ impl<T: Heartbeat> Slot<T> {
     /// entries keep their retention clock. Monotonic instants are placed as far in the past as
     /// the wall clock says, bounded by what the monotonic clock can represent.
     pub(crate) fn restore(id: Id, kept: Kept<T>, now: Instant, wall: Timestamp) -> Self {
+        let online = kept.state == State::Online;
+        let mut slot = Self::mirror(id, kept, now, wall);
+        if online {
+            slot.last_seen_at = now;
+            slot.since = now;
+            slot.restored = true;
+        }
+        slot
+    }
+
+    /// Rebuilds a slot exactly as another queen kept it (a follower's mirror of its leader):
+    /// the same state and flags, with monotonic instants as far in the past as the wall clock
+    /// says. A mirror never judges, so its deadlines are only for display.
+    pub(crate) fn mirror(id: Id, kept: Kept<T>, now: Instant, wall: Timestamp) -> Self {
         let ago = |at: Timestamp| {
             let elapsed = (wall - at).to_std().unwrap_or_default();
             now.checked_sub(elapsed).unwrap_or(now)
-        };
-        let online = kept.state == State::Online;
-        let (last_seen_at, since) = if online {
-            (now, now)
-        } else {
-            (ago(kept.last_seen), ago(kept.since))
         };
         Self {
             id,
@@ -263,15 +271,15 @@ impl<T: Heartbeat> Slot<T> {
             state: kept.state,
             first_seen: kept.first_seen,
             last_seen: kept.last_seen,
-            last_seen_at,
-            since,
+            last_seen_at: ago(kept.last_seen),
+            since: ago(kept.since),
             since_wall: kept.since,
             clock_skew_ms: kept.clock_skew_ms,
             restarts: kept.restarts,
             last_conflict_at: kept.conflict.then_some(now),
             usage_counted_at: now,
             usage_pending: false,
-            restored: kept.restored || online,
+            restored: kept.restored,
         }
     }
 }

@@ -95,7 +95,7 @@ fn stable(mut entry: Value) -> Value {
 
 /// Applies the watch events after `from` to `entries`; returns the revisions seen.
 fn apply(fleet: &Fleet, from: u64, entries: &mut BTreeMap<(String, String), Value>) -> Vec<u64> {
-    fleet.log().publish(false);
+    fleet.log().publish(false, false);
     let Read::Frames { frames, .. } = fleet.log().read(from, None, usize::MAX) else {
         return Vec::new();
     };

@@ -64,6 +64,13 @@ fn accept<T: Registered>(
     state: &AppState,
     body: Result<AppJson<T::Body>, ApiError>,
 ) -> Result<Ack, ApiError> {
+    // In a cluster only the leader records heartbeats; the others point at it.
+    let clustered = state.cluster();
+    if let Some(clustered) = clustered
+        && !clustered.leads()
+    {
+        return Err(not_leader(clustered, T::INGEST_PATH));
+    }
     let (payload, sent_at) = body?.0.into_parts();
     payload.validate()?;
     let ack = Ack::new(T::KIND, payload.id(), state.interval_ms());
@@ -77,7 +84,24 @@ fn accept<T: Registered>(
             },
             RegistryError::InvalidId(e) => ApiError::Validation(e),
         })?;
+    // A lease that lapsed while this heartbeat was recorded: the change is never committed
+    // (etcd fences it), so it must not be acknowledged either.
+    if let Some(clustered) = clustered
+        && !clustered.leads()
+    {
+        return Err(not_leader(clustered, T::INGEST_PATH));
+    }
     Ok(ack)
+}
+
+/// `307` to the leader, or `503` while none is known.
+fn not_leader(clustered: &crate::cluster::Clustered, path: &str) -> ApiError {
+    match clustered.leader_elsewhere() {
+        Some(leader) => ApiError::NotLeader {
+            location: format!("{leader}{path}"),
+        },
+        None => ApiError::NoLeader,
+    }
 }
 
 #[cfg(test)]

@@ -163,6 +163,7 @@ pub(crate) fn routes() -> Vec<Route> {
         ),
         Route::new(Get, "/v1/watch", stream::watch, openapi::watch()),
         Route::new(Get, "/v1/events", events::recent, openapi::events()),
+        Route::new(Get, "/v1/cluster", ops::cluster, openapi::cluster()),
     ]);
     routes
 }

@@ -18,6 +18,7 @@ use utoipa::{
 use worker_contract::WorkerInfo;
 
 use crate::{
+    cluster::ClusterView,
     error::ApiError,
     kinds::{EachKind, Registered, for_each_kind},
 };
@@ -53,6 +54,7 @@ pub(crate) fn document() -> OpenApi {
     collect::<ApiErrorBody>(&mut schemas);
     collect::<Snapshot<WorkerInfo, HiveInfo>>(&mut schemas);
     collect::<Transition>(&mut schemas);
+    collect::<ClusterView>(&mut schemas);
     let components = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
         .security_scheme(
@@ -273,6 +275,26 @@ pub(super) fn ingest<B: ToSchema>(id: &str, summary: &str) -> OperationBuilder {
         .response("415", error("the body is not declared as json"))
         .response("422", error("the body decodes but breaks a contract rule"))
         .response("429", error("the registry is full and the id is new"))
+        .response(
+            "307",
+            error("in a cluster, this queen follows: the same request belongs at `Location`, the leader"),
+        )
+        .response("503", error("in a cluster, no leader is known right now"))
+}
+
+pub(super) fn cluster() -> OperationBuilder {
+    guarded(
+        "cluster",
+        "This queen's cluster: its role, the leader, the members and etcd",
+    )
+    .response(
+        "200",
+        json(
+            "the cluster as this queen sees it",
+            reference::<ClusterView>(),
+        ),
+    )
+    .response("404", error("the queen runs alone, not in a cluster"))
 }
 
 pub(super) fn list<T: Registered>(id: &str, summary: &str) -> OperationBuilder {

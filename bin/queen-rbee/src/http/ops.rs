@@ -6,7 +6,7 @@ use axum::{
     response::{Html, IntoResponse},
 };
 
-use crate::state::AppState;
+use crate::{error::ApiError, state::AppState};
 
 /// The dashboard, embedded so the binary is self-contained.
 const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
@@ -24,7 +24,8 @@ pub(super) async fn health(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Returns the Prometheus text exposition.
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics().render(&state.fleet().counts());
+    let cluster = state.cluster().map(|clustered| clustered.figures());
+    let body = state.metrics().render(&state.fleet().counts(), cluster);
     (
         [(
             header::CONTENT_TYPE,
@@ -32,6 +33,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         )],
         body,
     )
+}
+
+/// `GET /v1/cluster`: 404 for a queen that runs alone.
+pub(super) async fn cluster(
+    State(state): State<AppState>,
+) -> Result<axum::Json<crate::cluster::ClusterView>, ApiError> {
+    state
+        .cluster()
+        .map(|clustered| axum::Json(clustered.view()))
+        .ok_or_else(|| ApiError::NotFound("this queen runs alone, not in a cluster".to_owned()))
 }
 
 /// Serves the live dashboard page; it holds no data, so it needs no token.

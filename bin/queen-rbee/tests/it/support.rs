@@ -34,6 +34,10 @@ pub(crate) fn config() -> Config {
         data_dir: None,
         ephemeral: true,
         history_retention: Duration::from_secs(7 * 24 * 3600),
+        etcd_endpoints: Vec::new(),
+        cluster_name: "rbee".to_owned(),
+        advertise_url: None,
+        leader_lease: Duration::from_secs(5),
     }
 }
 
