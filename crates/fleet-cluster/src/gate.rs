@@ -106,12 +106,26 @@ impl Gate {
 mod tests {
     use super::*;
 
+    /// A gate whose clock started a minute ago, so that renewals can be placed in the past.
+    fn gate() -> Gate {
+        let now = Instant::now();
+        Gate {
+            base: now.checked_sub(Duration::from_secs(60)).unwrap_or(now),
+            state: AtomicU64::new(0),
+            until: AtomicU64::new(0),
+        }
+    }
+
+    fn ago(seconds: u64) -> Instant {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(seconds)).unwrap_or(now)
+    }
+
     #[test]
     fn a_term_opens_once_activated_and_only_while_the_lease_is_alive() {
-        let gate = Gate::default();
-        assert!(!gate.is_open());
-        let term = gate.begin_term();
+        let gate = gate();
         gate.renewed(Instant::now(), Duration::from_secs(5));
+        let term = gate.begin_term();
         assert!(!gate.is_open(), "waits for the queen");
         assert!(gate.activate(term));
         assert!(gate.is_open());
@@ -123,14 +137,24 @@ mod tests {
 
     #[test]
     fn a_renewal_after_the_deadline_ends_the_term() {
-        let gate = Gate::default();
+        let gate = gate();
+        // Renewed 10 s ago with a 5 s lease: the deadline passed.
+        gate.renewed(ago(10), Duration::from_secs(5));
         let term = gate.begin_term();
-        // A lease shorter than the margin is already past its deadline.
-        gate.renewed(Instant::now(), Duration::from_millis(100));
         assert!(gate.activate(term));
-        assert!(!gate.is_open());
+        assert!(!gate.is_open(), "the lease may have expired");
         gate.renewed(Instant::now(), Duration::from_secs(5));
         assert!(!gate.term_alive(term), "the lapse ended the term");
         assert!(!gate.is_open());
+    }
+
+    #[test]
+    fn the_gate_closes_a_margin_before_the_lease_could_expire() {
+        let gate = gate();
+        gate.renewed(Instant::now(), Duration::from_secs(5));
+        let term = gate.begin_term();
+        assert!(gate.activate(term));
+        assert!(gate.lease_alive(Instant::now() + Duration::from_millis(4_400)));
+        assert!(!gate.lease_alive(Instant::now() + Duration::from_secs(5) - MARGIN));
     }
 }
