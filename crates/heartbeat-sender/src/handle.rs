@@ -1,8 +1,10 @@
-//! What the running sender shares with its daemon: the last payload, the link state, counters.
+//! What the running sender shares with its daemon: the last payload, the link state, the queen
+//! in use, counters.
 
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use reqwest::Url;
 
 /// The sender's view of its connection to the queen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,7 +13,7 @@ pub enum Link {
     Connecting,
     /// The last heartbeat was acknowledged.
     Up,
-    /// The queen could not be reached, timed out or answered 5xx; retrying with backoff.
+    /// No queen URL answered: each refused, timed out or answered 5xx; retrying with backoff.
     Unreachable,
     /// The queen refused the last heartbeat with this 4xx status: a configuration error.
     Rejected(u16),
@@ -22,7 +24,7 @@ pub enum Link {
 pub struct SenderStats {
     /// Heartbeats the queen acknowledged.
     pub acknowledged: u64,
-    /// Attempts that failed for a transient reason (connection, timeout, 5xx).
+    /// Beats that failed for a transient reason (connection, timeout, 5xx) at every queen URL.
     pub failed: u64,
     /// Attempts the queen refused with a 4xx.
     pub rejected: u64,
@@ -32,6 +34,13 @@ pub struct SenderStats {
     pub recoveries: u64,
     /// Times the link went to a new [`Link::Rejected`] status (one error line each).
     pub refusals: u64,
+    /// Times the sender moved away from the queen URL in use because it stopped answering (one
+    /// warning each); the further URLs tried before one answers again are not counted.
+    pub moves: u64,
+    /// Times a heartbeat was accepted after such a move (one info line each).
+    pub settles: u64,
+    /// Times a queen's `307`/`308` redirect changed the queen in use (one info line each).
+    pub redirects: u64,
     /// The interval in force, in milliseconds.
     pub interval_ms: u64,
 }
@@ -46,6 +55,7 @@ pub struct SenderHandle<P> {
 struct Inner<P> {
     last: Option<P>,
     link: Link,
+    queen: Option<Url>,
     stats: SenderStats,
 }
 
@@ -70,6 +80,7 @@ impl<P> SenderHandle<P> {
             inner: Arc::new(Mutex::new(Inner {
                 last: None,
                 link: Link::Connecting,
+                queen: None,
                 stats: SenderStats::default(),
             })),
         }
@@ -83,6 +94,16 @@ impl<P> SenderHandle<P> {
     /// Returns a copy of the counters.
     pub fn stats(&self) -> SenderStats {
         self.inner.lock().stats
+    }
+
+    /// Returns the base URL of the queen heartbeats go to now: a configured one, or the one a
+    /// redirect led to. `None` until the loop starts.
+    pub fn queen(&self) -> Option<Url> {
+        self.inner.lock().queen.clone()
+    }
+
+    pub(crate) fn set_queen(&self, queen: Url) {
+        self.inner.lock().queen = Some(queen);
     }
 
     pub(crate) fn set_last(&self, payload: P) {

@@ -1,16 +1,17 @@
-//! The heartbeat loop: first beat at once, then every interval; backoff while the queen is away.
+//! The heartbeat loop: first beat at once, then every interval; backoff while no queen answers.
 
-use std::{error::Error as _, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
-use reqwest::{Client, StatusCode, Url};
-use shared_contract::{ApiErrorBody, Heartbeat, HeartbeatAck, HeartbeatBody, Kinded, join_url};
+use reqwest::{Client, StatusCode, redirect::Policy};
+use shared_contract::{Heartbeat, HeartbeatBody, Kinded};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    PayloadSource,
+    PayloadSource, QueenUrls,
     backoff::{Backoff, jittered},
     handle::{Link, SenderHandle},
+    route::{Outcome, Post, Route},
 };
 
 /// The shortest interval the sender accepts from the queen; guards against a busy loop.
@@ -21,11 +22,11 @@ const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// How the sender reaches the queen.
 #[derive(Clone)]
 pub struct SenderConfig {
-    /// The queen's base URL, e.g. `http://127.0.0.1:8500`.
-    pub queen_url: Url,
+    /// The queens' base URLs, e.g. `http://127.0.0.1:8500`; several for a cluster.
+    pub queens: QueenUrls,
     /// The interval until the queen asks for another one.
     pub interval: Duration,
-    /// Sent as `Authorization: Bearer <token>` when set.
+    /// Sent as `Authorization: Bearer <token>` when set, also after a redirect.
     pub token: Option<String>,
     /// How long the final `stopping` heartbeat may take; keeps shutdown fast when the queen is gone.
     pub final_timeout: Duration,
@@ -34,7 +35,7 @@ pub struct SenderConfig {
 impl fmt::Debug for SenderConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SenderConfig")
-            .field("queen_url", &self.queen_url.as_str())
+            .field("queens", &self.queens)
             .field("interval", &self.interval)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("final_timeout", &self.final_timeout)
@@ -43,10 +44,11 @@ impl fmt::Debug for SenderConfig {
 }
 
 impl SenderConfig {
-    /// Creates a config with the default final-heartbeat timeout (one second).
-    pub fn new(queen_url: Url, interval: Duration, token: Option<String>) -> Self {
+    /// Creates a config with the default final-heartbeat timeout (one second); `queens` is one
+    /// [`Url`](reqwest::Url) or a [`QueenUrls`] list.
+    pub fn new(queens: impl Into<QueenUrls>, interval: Duration, token: Option<String>) -> Self {
         Self {
-            queen_url,
+            queens: queens.into(),
             interval,
             token,
             final_timeout: Duration::from_secs(1),
@@ -57,18 +59,28 @@ impl SenderConfig {
 /// Builds the one HTTP client a daemon uses for all its outgoing requests.
 ///
 /// The client holds a connection pool, so it is built once per process and cloned; the
-/// timeouts keep a hung queen or backend from stalling the loop.
+/// timeouts keep a hung queen or backend from stalling the loop. It follows no redirects: the
+/// sender follows a follower queen's `307` itself, to remember the leader and to keep sending
+/// the token, which an automatic redirect to another host drops. Other users see a `3xx` as is.
 pub fn build_client() -> reqwest::Result<Client> {
     Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))
+        .redirect(Policy::none())
         .user_agent(concat!("rbee-heartbeat-sender/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
 /// Runs the heartbeat loop until `shutdown` is cancelled, then sends the final `stopping` beat.
 ///
-/// Never returns an error: an unreachable or refusing queen is logged (once per change) and
+/// Heartbeats go to one queen at a time, starting with the first URL. A `307`/`308` redirect
+/// (a follower pointing at the leader) is followed at once with the same body, and the queen it
+/// leads to is used from then on. A queen URL that does not answer (connection failure, timeout,
+/// 5xx such as a follower's `503` while it knows no leader) is left for the next one in the list;
+/// only when every URL failed does the beat count as failed and back off. Expects a client from
+/// [`build_client`], which leaves redirects to the loop.
+///
+/// Never returns an error: unreachable or refusing queens are logged (once per change) and
 /// retried, because a daemon must keep serving while its queen is away.
 pub async fn run<S: PayloadSource>(
     config: SenderConfig,
@@ -78,10 +90,11 @@ pub async fn run<S: PayloadSource>(
     shutdown: CancellationToken,
 ) {
     let kind = <<S::Body as HeartbeatBody>::Payload as Kinded>::KIND;
-    let url = join_url(&config.queen_url, &format!("v1/{kind}-heartbeat"));
-    let queen = config.queen_url.as_str().trim_end_matches('/').to_owned();
+    let mut route = Route::new(&config.queens, &format!("v1/{kind}-heartbeat"));
+    let token = config.token.as_deref();
     let mut interval = config.interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
     let mut backoff = Backoff::default();
+    handle.set_queen(route.current().base.clone());
     handle.update(|_, stats| stats.interval_ms = millis(interval));
 
     loop {
@@ -94,12 +107,17 @@ pub async fn run<S: PayloadSource>(
             warn!(%e, "heartbeat payload is invalid; the queen will refuse it");
         }
         handle.set_last(payload.clone());
-        let body = S::Body::new(payload, chrono::Utc::now());
-        let request_timeout = interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        let body = encode(&S::Body::new(payload, chrono::Utc::now()));
+        let post = Post {
+            client: &client,
+            token,
+            timeout: interval.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        };
         let outcome = tokio::select! {
-            outcome = post(&client, &url, config.token.as_deref(), &body, request_timeout) => outcome,
+            outcome = route.deliver(post, &body, &handle) => outcome,
             () = shutdown.cancelled() => break,
         };
+        let queen = route.current().name();
 
         let delay = match outcome {
             Outcome::Ack(ack) => {
@@ -107,7 +125,11 @@ pub async fn run<S: PayloadSource>(
                 if let Some(next) = ack.and_then(|a| adopted_interval(a.next_heartbeat_ms))
                     && next != interval
                 {
-                    debug!(queen = %queen, interval_ms = millis(next), "adopting the queen's heartbeat interval");
+                    debug!(
+                        queen,
+                        interval_ms = millis(next),
+                        "adopting the queen's heartbeat interval"
+                    );
                     interval = next;
                 }
                 handle.update(|link, stats| {
@@ -115,11 +137,11 @@ pub async fn run<S: PayloadSource>(
                     stats.interval_ms = millis(interval);
                     match *link {
                         Link::Connecting => {
-                            info!(queen = %queen, kind = %kind, "registered with queen");
+                            info!(queen, kind = %kind, "registered with queen");
                         }
                         Link::Unreachable | Link::Rejected(_) => {
                             stats.recoveries += 1;
-                            info!(queen = %queen, kind = %kind, "queen reachable again, heartbeats accepted");
+                            info!(queen, kind = %kind, "queen reachable again, heartbeats accepted");
                         }
                         Link::Up => {}
                     }
@@ -128,6 +150,8 @@ pub async fn run<S: PayloadSource>(
                 jittered(interval)
             }
             Outcome::Transient(reason) => {
+                // Every URL was tried, so name them all.
+                let queen = &config.queens;
                 handle.update(|link, stats| {
                     stats.failed += 1;
                     if *link != Link::Unreachable {
@@ -146,14 +170,14 @@ pub async fn run<S: PayloadSource>(
                     if *link != Link::Rejected(status.as_u16()) {
                         stats.refusals += 1;
                         error!(
-                            queen = %queen,
+                            queen,
                             status = %status,
                             error = %message,
                             hint = hint(status),
                             "queen rejected heartbeat"
                         );
                     } else {
-                        debug!(queen = %queen, status = %status, "heartbeat refused again");
+                        debug!(queen, status = %status, "heartbeat refused again");
                     }
                     *link = Link::Rejected(status.as_u16());
                 });
@@ -172,72 +196,29 @@ pub async fn run<S: PayloadSource>(
 
     let payload = source.stopping();
     handle.set_last(payload.clone());
-    let body = S::Body::new(payload, chrono::Utc::now());
-    let sent = tokio::time::timeout(
-        config.final_timeout,
-        post(
-            &client,
-            &url,
-            config.token.as_deref(),
-            &body,
-            config.final_timeout,
-        ),
-    )
-    .await;
+    let body = encode(&S::Body::new(payload, chrono::Utc::now()));
+    let post = Post {
+        client: &client,
+        token,
+        timeout: config.final_timeout,
+    };
+    let sent = tokio::time::timeout(config.final_timeout, route.deliver_final(post, &body)).await;
+    let queen = route.current().name();
     match sent {
-        Ok(Outcome::Ack(_)) => info!(queen = %queen, "sent final heartbeat (stopping)"),
+        Ok(Outcome::Ack(_)) => info!(queen, "sent final heartbeat (stopping)"),
         Ok(Outcome::Transient(reason)) => {
-            info!(queen = %queen, error = %reason, "final heartbeat not delivered");
+            info!(queen, error = %reason, "final heartbeat not delivered");
         }
         Ok(Outcome::Rejected { status, message }) => {
-            info!(queen = %queen, status = %status, error = %message, "final heartbeat refused");
+            info!(queen, status = %status, error = %message, "final heartbeat refused");
         }
-        Err(_) => info!(queen = %queen, "final heartbeat timed out"),
+        Err(_) => info!(queen, "final heartbeat timed out"),
     }
 }
 
-/// What one attempt came to.
-enum Outcome {
-    /// 2xx; the ack if the body decoded.
-    Ack(Option<HeartbeatAck>),
-    /// Worth retrying: connection failure, timeout, 5xx, 408 or 429.
-    Transient(String),
-    /// A 4xx that retrying will not fix.
-    Rejected { status: StatusCode, message: String },
-}
-
-async fn post<B: HeartbeatBody>(
-    client: &Client,
-    url: &Url,
-    token: Option<&str>,
-    body: &B,
-    timeout: Duration,
-) -> Outcome {
-    let mut request = client.post(url.clone()).json(body).timeout(timeout);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(e) => return Outcome::Transient(error_chain(&e)),
-    };
-    let status = response.status();
-    if status.is_success() {
-        return Outcome::Ack(response.json::<HeartbeatAck>().await.ok());
-    }
-    let text = response.text().await.unwrap_or_default();
-    let message = match serde_json::from_str::<ApiErrorBody>(&text) {
-        Ok(body) => body.error.message,
-        Err(_) => text.chars().take(200).collect(),
-    };
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
-        Outcome::Transient(format!("queen answered {status}: {message}"))
-    } else {
-        Outcome::Rejected { status, message }
-    }
+/// Serializes a beat once, so a redirect or the next queen URL gets the very same bytes.
+fn encode<B: HeartbeatBody>(body: &B) -> Vec<u8> {
+    serde_json::to_vec(body).expect("heartbeat bodies are plain data and always serialize")
 }
 
 fn adopted_interval(next_heartbeat_ms: u64) -> Option<Duration> {
@@ -253,24 +234,11 @@ fn hint(status: StatusCode) -> &'static str {
         StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
             "check --queen-url: it does not point at a queen"
         }
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => {
+            "a queen redirected where the sender cannot follow; check the queens' --advertise-url"
+        }
         _ => "the queen does not accept this sender's heartbeat; check its version and flags",
     }
-}
-
-/// Renders an error with its causes, e.g. `error sending request: tcp connect error: Connection refused`.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        format!("timed out: {e}")
-    } else {
-        e.to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn millis(d: Duration) -> u64 {

@@ -52,11 +52,15 @@ pub(crate) struct Running {
 }
 
 pub(crate) fn start_sender(queen_url: &str, interval: Duration, token: Option<&str>) -> Running {
-    let config = SenderConfig::new(
-        queen_url.parse().expect("a valid url"),
+    start_sender_with(SenderConfig::new(
+        queen_url.parse::<reqwest::Url>().expect("a valid url"),
         interval,
         token.map(str::to_owned),
-    );
+    ))
+}
+
+/// Starts a sender with `config` and the daemons' client.
+pub(crate) fn start_sender_with(config: SenderConfig) -> Running {
     let handle = SenderHandle::new();
     let cancel = CancellationToken::new();
     let client = heartbeat_sender::build_client().expect("client builds");

@@ -1,4 +1,6 @@
-//! Integration tests of the heartbeat loop against `test-support`'s fake queen, a real HTTP server.
+//! Integration tests of the heartbeat loop against real HTTP servers on loopback: `test-support`'s
+//! fake queen and a redirecting follower.
 
 mod double;
+mod queens;
 mod sender;
