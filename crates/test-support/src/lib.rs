@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod etcd;
 mod http;
 mod process;
 mod queen;
@@ -10,6 +11,7 @@ mod server;
 mod sse;
 mod wait;
 
+pub use etcd::{Etcd, REQUIRE_ETCD_ENV};
 pub use http::JsonClient;
 pub use nix::sys::signal::Signal;
 pub use process::{Daemon, DaemonBuilder, binary_path};
