@@ -177,17 +177,19 @@ fn spawn_queen(bind: &str, extra: &[&str]) -> Daemon {
     let timeout = format!("{}ms", TIMEOUT.as_millis());
     Daemon::builder("queen-rbee")
         .args(["--bind", bind, "--heartbeat-interval", &interval])
-        .args(if extra.contains(&"--data-dir") {
-            &[][..]
+        .args(
+            if extra.contains(&"--data-dir") || extra.contains(&"--etcd-endpoints") {
+                &[][..]
+            } else {
+                &["--ephemeral"][..]
+            },
+        )
+        .args(if extra.contains(&"--heartbeat-timeout") {
+            Vec::new()
         } else {
-            &["--ephemeral"][..]
+            vec!["--heartbeat-timeout", timeout.as_str()]
         })
-        .args([
-            "--heartbeat-timeout",
-            &timeout,
-            "--snapshot-interval",
-            &interval,
-        ])
+        .args(["--snapshot-interval", &interval])
         .args(extra)
         .spawn()
 }

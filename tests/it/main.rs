@@ -9,11 +9,13 @@
 mod auth;
 mod backend;
 mod browser;
+mod cluster;
 mod dashboard;
 mod dashboard_fleet;
 mod dashboard_history;
 mod fleet;
 mod keeper;
+mod keeper_cluster;
 mod liveness;
 mod open_files;
 mod outage;

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    if let Err(code) = process_kit::init_process(&[env!("CARGO_CRATE_NAME")]) {
+    if let Err(code) = process_kit::init_process(&[env!("CARGO_CRATE_NAME"), "fleet_cluster"]) {
         return code;
     }
 
