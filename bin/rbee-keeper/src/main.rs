@@ -15,6 +15,9 @@ async fn main() -> ExitCode {
     }
     match rbee_keeper::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<rbee_keeper::UsageError>().is_some() => {
+            process_kit::usage_error(&format!("rbee-keeper: error: {err:#}"))
+        }
         Err(err) => {
             #[allow(clippy::print_stderr, reason = "the one-line error report of a CLI")]
             {

@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use crate::{
     api::Queen,
+    cluster,
     config::StatusArgs,
     fleet::{Fleet, Listing},
     format::Ages,
@@ -20,13 +21,22 @@ const MAX_ROWS: usize = 50;
 pub(crate) async fn run(args: StatusArgs, client: Client) -> anyhow::Result<()> {
     let queen = Queen::new(client, &args.queen);
     if args.json {
-        // What the queen sent, unparsed, so fields this keeper does not know survive.
+        // What the queen sent, unparsed, so fields this keeper does not know survive; in a
+        // cluster, with its `/v1/cluster` answer in front as `"cluster"`.
         let raw = queen.get_text(SNAPSHOT).await?;
-        say!("{}", raw.trim_end());
+        let raw = raw.trim_end();
+        match cluster_of(&queen, cluster::fetch_text).await {
+            Some(view) => say!("{}", cluster::with_cluster(raw, &view)),
+            None => say!("{raw}"),
+        }
         return Ok(());
     }
     let listing = queen.snapshot().await?;
-    let header = header(&listing, queen.base());
+    let mut header = vec![header(&listing, queen.base())];
+    if let Some(view) = cluster_of(&queen, cluster::fetch).await {
+        header.extend(cluster::block(&view));
+    }
+    header.push(String::new());
     let fleet = Fleet::from_listing(listing, Instant::now());
     let opts = Options {
         filter: args.view,
@@ -34,10 +44,25 @@ pub(crate) async fn run(args: StatusArgs, client: Client) -> anyhow::Result<()> 
         bound: Bound::Rows(MAX_ROWS),
         transitions: false,
     };
-    for line in view::render(&fleet, &[header, String::new()], &opts, Instant::now()) {
+    for line in view::render(&fleet, &header, &opts, Instant::now()) {
         say!("{line}");
     }
     Ok(())
+}
+
+/// Asks for the queen's cluster after its snapshot came: a queen that runs alone has none, and
+/// a failure here only costs the cluster block, so it is a warning, not the end of `status`.
+async fn cluster_of<'q, T, F>(queen: &'q Queen, fetch: impl FnOnce(&'q Queen) -> F) -> Option<T>
+where
+    F: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    match fetch(queen).await {
+        Ok(view) => view,
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "cannot ask the queen for its cluster");
+            None
+        }
+    }
 }
 
 fn header(listing: &Listing, queen_url: &str) -> String {

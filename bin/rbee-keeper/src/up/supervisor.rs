@@ -1,5 +1,6 @@
 //! The children `up` started: spawning each with its output forwarded and a pipe on its stdin,
-//! waiting on their exits, and stopping them in order (senders first, then the queen).
+//! waiting on their exits, and stopping them in order (senders first, then the queens, then
+//! etcd).
 
 use std::{
     future::Future,
@@ -28,12 +29,16 @@ use crate::up::output;
 const SENDER_GRACE: Duration = Duration::from_secs(4);
 /// How long the queen gets to drain and exit.
 const QUEEN_GRACE: Duration = Duration::from_secs(5);
+/// How long etcd (its guard, which passes SIGTERM on) gets to exit.
+const ETCD_GRACE: Duration = Duration::from_secs(6);
 /// How long the children's output may take to close once they stopped.
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// What a child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
+    /// The etcd the queens of a cluster share, run by `rbee-keeper guard`.
+    Etcd,
     Queen,
     Hive,
     Worker,
@@ -42,10 +47,15 @@ pub(crate) enum Role {
 impl Role {
     fn program(self) -> &'static str {
         match self {
+            Role::Etcd => "etcd",
             Role::Queen => "queen-rbee",
             Role::Hive => "rbee-hive",
             Role::Worker => "llm-worker",
         }
+    }
+
+    fn sends(self) -> bool {
+        matches!(self, Role::Hive | Role::Worker)
     }
 }
 
@@ -107,6 +117,15 @@ impl Fleet {
         // Children get their configuration from flags only, so that RBEE_* variables meant for
         // the keeper (RBEE_PORT, RBEE_WORKERS, ...) cannot change how a daemon behaves.
         process_kit::scrub_rbee_env(cmd.as_std_mut());
+        if role == Role::Etcd {
+            // etcd refuses to start when an ETCD_* variable shadows a flag it is given, and
+            // obeys the others: it runs on its flags alone.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("ETCD_") {
+                    cmd.env_remove(key);
+                }
+            }
+        }
         cmd.env(process_kit::EXIT_ON_STDIN_EOF_ENV, "1");
         // The token travels in the environment, not on the command line where `ps` shows it.
         if let Some(token) = &self.token {
@@ -144,10 +163,10 @@ impl Fleet {
     }
 
     /// Runs `step` unless a child exits first; startup cannot succeed without all of them.
-    pub(crate) async fn unless_one_exits(
+    pub(crate) async fn unless_one_exits<T>(
         &mut self,
-        step: impl Future<Output = anyhow::Result<()>>,
-    ) -> anyhow::Result<()> {
+        step: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
         tokio::select! {
             result = step => result,
             exit = self.next_exit() => {
@@ -160,24 +179,35 @@ impl Fleet {
         }
     }
 
-    /// Watches the children until the queen dies; a lost hive or worker is reported and left
-    /// down, which is exactly what the dashboard is for.
+    /// Watches the children until the last queen or etcd dies; a lost hive or worker is
+    /// reported and left down, which is exactly what the dashboard is for, and so is a lost
+    /// queen of a cluster while another one runs: the others elect a new leader.
     pub(crate) async fn supervise(&mut self) -> anyhow::Result<()> {
         loop {
             let (role, name, status) = self.next_exit().await?;
-            if role == Role::Queen {
-                anyhow::bail!("queen-rbee exited unexpectedly with {status}");
+            match role {
+                Role::Etcd => anyhow::bail!(
+                    "etcd exited unexpectedly with {status}; the queens cannot go on without it"
+                ),
+                Role::Queen => {
+                    let left = self.running(Role::Queen);
+                    if left == 0 {
+                        anyhow::bail!("queen-rbee exited unexpectedly with {status}");
+                    }
+                    output::queen_exited(&name, status, left);
+                }
+                Role::Hive | Role::Worker => output::member_exited(role.program(), &name, status),
             }
-            output::member_exited(role.program(), &name, status);
         }
     }
 
-    /// Stops senders first so their final heartbeats reach the queen, then the queen.
-    /// Returns how many processes were stopped; errs if any needed SIGKILL.
+    /// Stops senders first so their final heartbeats reach a queen, then the queens, then the
+    /// etcd they write to. Returns how many processes were stopped; errs if any needed SIGKILL.
     pub(crate) async fn stop(&mut self) -> anyhow::Result<usize> {
-        let senders = self.stop_role(|r| r != Role::Queen, SENDER_GRACE).await;
-        let queen = self.stop_role(|r| r == Role::Queen, QUEEN_GRACE).await;
-        let killed: Vec<String> = senders.into_iter().chain(queen).collect();
+        let senders = self.stop_role(Role::sends, SENDER_GRACE).await;
+        let queens = self.stop_role(|r| r == Role::Queen, QUEEN_GRACE).await;
+        let etcd = self.stop_role(|r| r == Role::Etcd, ETCD_GRACE).await;
+        let killed: Vec<String> = senders.into_iter().chain(queens).chain(etcd).collect();
         if killed.is_empty() {
             Ok(self.procs.len())
         } else {
@@ -186,6 +216,14 @@ impl Fleet {
                 killed.join(", ")
             )
         }
+    }
+
+    /// Returns how many children of `role` still run.
+    fn running(&self, role: Role) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.role == role && p.exited.is_none())
+            .count()
     }
 
     /// Waits, for a bounded time, until every child's output has been forwarded.
