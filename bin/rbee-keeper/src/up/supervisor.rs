@@ -202,14 +202,16 @@ impl Fleet {
     }
 
     /// Stops senders first so their final heartbeats reach a queen, then the queens, then the
-    /// etcd they write to. Returns how many processes were stopped; errs if any needed SIGKILL.
+    /// etcd they write to. Returns how many processes were stopped (not counting those that
+    /// had exited before); errs if any needed SIGKILL.
     pub(crate) async fn stop(&mut self) -> anyhow::Result<usize> {
+        let running = self.procs.iter().filter(|p| p.exited.is_none()).count();
         let senders = self.stop_role(Role::sends, SENDER_GRACE).await;
         let queens = self.stop_role(|r| r == Role::Queen, QUEEN_GRACE).await;
         let etcd = self.stop_role(|r| r == Role::Etcd, ETCD_GRACE).await;
         let killed: Vec<String> = senders.into_iter().chain(queens).chain(etcd).collect();
         if killed.is_empty() {
-            Ok(self.procs.len())
+            Ok(running)
         } else {
             anyhow::bail!(
                 "had to kill {} after they ignored SIGTERM",
