@@ -114,11 +114,8 @@ impl Clustered {
             members.sort_by(|a, b| a.url.cmp(&b.url));
         }
         ClusterView {
-            role: if self.term().is_some() && status.leader.as_deref() == Some(me.as_str()) {
-                "leader"
-            } else {
-                "follower"
-            },
+            // The same rule as for the members, so the two never disagree: the leader key.
+            role: role(&me),
             this: me,
             leader: status.leader,
             members,

@@ -135,6 +135,18 @@ impl Targets {
         &self.current
     }
 
+    /// Makes the configured endpoint `url` the one in use; returns whether that changed it.
+    pub(crate) fn rest_on(&mut self, url: &Url) -> bool {
+        match self.configured.iter().position(|e| e.url == *url) {
+            Some(index) if self.current.url != *url => {
+                self.anchor = index;
+                self.current = self.configured[index].clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Makes `url`, where a redirect led and a heartbeat was accepted, the endpoint in use.
     /// Returns whether that changed it.
     pub(crate) fn follow(&mut self, url: Url) -> bool {

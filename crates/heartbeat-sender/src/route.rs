@@ -72,10 +72,27 @@ impl Route {
         handle: &SenderHandle<P>,
     ) -> Outcome {
         let mut reason = String::new();
+        // A queen that answered (a follower without a leader, say) is where the next beat starts:
+        // it redirects as soon as it knows the leader, while one that timed out (a frozen queen)
+        // would cost a whole request timeout again.
+        let mut answered = None;
+        // URLs that did not answer during this beat: a follower that still redirects to a
+        // frozen leader is not followed there twice.
+        let mut silent = Vec::new();
         for _ in 0..self.targets.attempts_per_beat() {
-            let (outcome, redirected) = post_following(post, &self.current().url, body).await;
+            let tried = self.current().url.clone();
+            let (outcome, redirected, answer) =
+                post_following(post, &tried, body, &mut silent).await;
             match outcome {
+                Outcome::Transient(why) if answer == Answered::NoLeader => {
+                    // A cluster between leaders: every other queen would say the same, or not
+                    // answer. Wait here; this queen redirects once a leader is elected.
+                    return Outcome::Transient(why);
+                }
                 Outcome::Transient(why) => {
+                    if answer == Answered::Busy && answered.is_none() {
+                        answered = Some(tried);
+                    }
                     self.move_on(&why, handle);
                     reason = why;
                 }
@@ -89,13 +106,20 @@ impl Route {
                 Outcome::Rejected { .. } => return outcome,
             }
         }
+        if let Some(url) = answered
+            && self.targets.rest_on(&url)
+        {
+            handle.set_queen(self.current().base.clone());
+        }
         Outcome::Transient(reason)
     }
 
     /// Delivers the final beat to the queen in use only (following a redirect), so shutdown
     /// stays quick when the queens are gone.
     pub(crate) async fn deliver_final(&self, post: Post<'_>, body: &[u8]) -> Outcome {
-        post_following(post, &self.current().url, body).await.0
+        post_following(post, &self.current().url, body, &mut Vec::new())
+            .await
+            .0
     }
 
     fn move_on<P>(&mut self, reason: &str, handle: &SenderHandle<P>) {
@@ -148,24 +172,61 @@ impl Route {
 /// What one request came to.
 enum Answer {
     Done(Outcome),
+    /// The queen answered, but with a status worth retrying (5xx, 408, 429).
+    Busy(Outcome, Answered),
     Redirect(Url),
 }
 
 /// Posts `body` to `url`, following up to [`MAX_REDIRECTS`] `307`/`308` redirects with the same
-/// body and token. Returns the outcome and, when a redirect was followed, the URL that gave it.
-async fn post_following(post: Post<'_>, url: &Url, body: &[u8]) -> (Outcome, Option<Url>) {
+/// body and token. Returns the outcome, the URL that took it when a redirect was followed, and
+/// whether a queen answered at all (a transient status, not a refused connection or a timeout).
+///
+/// `silent` collects the URLs that did not answer (refused or timed out); a redirect to one of
+/// them is not followed, and the queen that gave it counts as answering.
+async fn post_following(
+    post: Post<'_>,
+    url: &Url,
+    body: &[u8],
+    silent: &mut Vec<Url>,
+) -> (Outcome, Option<Url>, Answered) {
     let mut at = url.clone();
     for _ in 0..=MAX_REDIRECTS {
         match post_once(post, &at, body).await {
             Answer::Done(outcome) => {
-                let redirected = (at != *url).then_some(at);
-                return (outcome, redirected);
+                let redirected = at != *url;
+                if matches!(outcome, Outcome::Transient(_)) {
+                    silent.push(at.clone());
+                    // The queen that redirected did answer: it is worth asking again.
+                    let answered = if redirected {
+                        Answered::Busy
+                    } else {
+                        Answered::No
+                    };
+                    return (outcome, None, answered);
+                }
+                return (outcome, redirected.then_some(at), Answered::No);
+            }
+            Answer::Busy(outcome, answered) => return (outcome, None, answered),
+            Answer::Redirect(next) if silent.contains(&next) => {
+                let reason = format!("redirected to {next}, which did not answer");
+                return (Outcome::Transient(reason), None, Answered::Busy);
             }
             Answer::Redirect(next) => at = next,
         }
     }
     let reason = format!("more than {MAX_REDIRECTS} redirects, the last to {at}");
-    (Outcome::Transient(reason), None)
+    (Outcome::Transient(reason), None, Answered::Busy)
+}
+
+/// Whether a failed request reached a queen that answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    /// Refused, timed out, or not a transient status.
+    No,
+    /// A transient status (5xx, 408, 429).
+    Busy,
+    /// `503` from a queen of a cluster that knows no leader right now.
+    NoLeader,
 }
 
 async fn post_once(post: Post<'_>, url: &Url, body: &[u8]) -> Answer {
@@ -193,19 +254,26 @@ async fn post_once(post: Post<'_>, url: &Url, body: &[u8]) -> Answer {
         };
     }
     let text = response.text().await.unwrap_or_default();
-    let message = match serde_json::from_str::<ApiErrorBody>(&text) {
-        Ok(body) => body.error.message,
-        Err(_) => text.chars().take(200).collect(),
+    let (code, message) = match serde_json::from_str::<ApiErrorBody>(&text) {
+        Ok(body) => (body.error.code, body.error.message),
+        Err(_) => (String::new(), text.chars().take(200).collect()),
     };
-    let outcome = if status.is_server_error()
+    if status.is_server_error()
         || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
     {
-        Outcome::Transient(format!("queen answered {status}: {message}"))
+        let answered = if status == StatusCode::SERVICE_UNAVAILABLE && code == "no_leader" {
+            Answered::NoLeader
+        } else {
+            Answered::Busy
+        };
+        Answer::Busy(
+            Outcome::Transient(format!("queen answered {status}: {message}")),
+            answered,
+        )
     } else {
-        Outcome::Rejected { status, message }
-    };
-    Answer::Done(outcome)
+        Answer::Done(Outcome::Rejected { status, message })
+    }
 }
 
 /// Resolves a redirect's `Location` against the request URL; only plain `http` can be followed.

@@ -111,7 +111,7 @@ pub async fn run<S: PayloadSource>(
         let post = Post {
             client: &client,
             token,
-            timeout: interval.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+            timeout: attempt_timeout(interval, config.queens.as_slice().len()),
         };
         let outcome = tokio::select! {
             outcome = route.deliver(post, &body, &handle) => outcome,
@@ -238,6 +238,17 @@ fn hint(status: StatusCode) -> &'static str {
             "a queen redirected where the sender cannot follow; check the queens' --advertise-url"
         }
         _ => "the queen does not accept this sender's heartbeat; check its version and flags",
+    }
+}
+
+/// How long one attempt may take. A queen answers a heartbeat in milliseconds; with several
+/// queens a shorter limit keeps a frozen one (its socket accepts, nothing answers) from eating
+/// the time in which the others could take the beat.
+fn attempt_timeout(interval: Duration, queens: usize) -> Duration {
+    if queens > 1 {
+        (interval / 2).clamp(Duration::from_millis(250), Duration::from_secs(2))
+    } else {
+        interval.clamp(Duration::from_secs(1), Duration::from_secs(10))
     }
 }
 
