@@ -150,6 +150,47 @@ fn fleet(cluster: &Cluster, workers: &[&str]) -> Vec<Daemon> {
     senders
 }
 
+/// A cluster under test with its leader, and the senders beating at it.
+struct Running {
+    cluster: Cluster,
+    leader: String,
+    senders: Vec<Daemon>,
+    _slot: tokio::sync::SemaphorePermit<'static>,
+}
+
+/// Starts etcd (`members` members), three queens and, unless `workers` is empty, a hive and
+/// those workers, and waits until the leader has them all available. `None` when etcd is not
+/// installed and not required (the test then passes as skipped).
+async fn running(members: usize, workers: &[&str]) -> Option<Running> {
+    if !Etcd::require() {
+        return None;
+    }
+    let slot = slot().await;
+    let etcd = if members == 1 {
+        Etcd::start_single().await
+    } else {
+        Etcd::start_cluster(members).await
+    };
+    let cluster = Cluster::start(etcd, 3).await;
+    let leader = cluster.agreed_leader(STARTUP).await;
+    let senders = if workers.is_empty() {
+        Vec::new()
+    } else {
+        let senders = fleet(&cluster, workers);
+        cluster
+            .queen(&leader)
+            .wait_all_available(&["cluster-hive"], workers, STARTUP)
+            .await;
+        senders
+    };
+    Some(Running {
+        cluster,
+        leader,
+        senders,
+        _slot: slot,
+    })
+}
+
 /// A worker heartbeat body, sent by hand.
 fn beat(id: &str) -> Value {
     json!({
@@ -244,13 +285,15 @@ async fn three_queens_elect_exactly_one_leader_and_agree_on_the_cluster() {
 
 #[tokio::test]
 async fn a_heartbeat_sent_to_a_follower_lands_and_every_queen_streams_it_with_one_id() {
-    if !Etcd::require() {
+    let Some(Running {
+        cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &[]).await
+    else {
         return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
+    };
     let follower = cluster.followers(&leader)[0];
     let on_leader = watch(cluster.queen(&leader)).await;
     let on_follower = watch(follower).await;
@@ -297,19 +340,16 @@ async fn a_heartbeat_sent_to_a_follower_lands_and_every_queen_streams_it_with_on
 
 #[tokio::test]
 async fn a_killed_leader_is_replaced_within_the_lease_and_no_live_worker_goes_offline() {
-    if !Etcd::require() {
-        return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
     let workers = ["k1", "k2", "k3", "k4"];
-    let _senders = fleet(&cluster, &workers);
-    cluster
-        .queen(&leader)
-        .wait_all_available(&["cluster-hive"], &workers, STARTUP)
-        .await;
+    let Some(Running {
+        mut cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &workers).await
+    else {
+        return;
+    };
     failover(&mut cluster, &leader, &workers).await;
 }
 
@@ -352,19 +392,16 @@ async fn failover(cluster: &mut Cluster, leader: &str, workers: &[&str]) -> Stri
 
 #[tokio::test]
 async fn twenty_leader_kills_in_a_row_are_twenty_clean_failovers() {
-    if !Etcd::require() {
-        return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let mut leader = cluster.agreed_leader(STARTUP).await;
     let workers = ["loop-1", "loop-2"];
-    let _senders = fleet(&cluster, &workers);
-    cluster
-        .queen(&leader)
-        .wait_all_available(&["cluster-hive"], &workers, STARTUP)
-        .await;
+    let Some(Running {
+        mut cluster,
+        mut leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &workers).await
+    else {
+        return;
+    };
     for round in 0..20 {
         let next = failover(&mut cluster, &leader, &workers).await;
         cluster.restart(&leader).await;
@@ -376,18 +413,17 @@ async fn twenty_leader_kills_in_a_row_are_twenty_clean_failovers() {
 
 #[tokio::test]
 async fn a_frozen_leader_is_replaced_and_once_awake_never_acknowledges_a_heartbeat() {
-    if !Etcd::require() {
-        return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
     let workers = ["f1", "f2"];
-    let _senders = fleet(&cluster, &workers);
+    let Some(Running {
+        cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &workers).await
+    else {
+        return;
+    };
     let old = cluster.queen(&leader);
-    old.wait_all_available(&["cluster-hive"], &workers, STARTUP)
-        .await;
 
     old.daemon.signal(Signal::SIGSTOP);
     let stopped = Instant::now();
@@ -461,18 +497,15 @@ async fn a_frozen_leader_is_replaced_and_once_awake_never_acknowledges_a_heartbe
 
 #[tokio::test]
 async fn a_worker_killed_during_a_failover_goes_offline_one_timeout_after_the_takeover() {
-    if !Etcd::require() {
+    let Some(Running {
+        mut cluster,
+        leader,
+        mut senders,
+        _slot,
+    }) = running(1, &["alive", "doomed"]).await
+    else {
         return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
-    let mut senders = fleet(&cluster, &["alive", "doomed"]);
-    cluster
-        .queen(&leader)
-        .wait_all_available(&["cluster-hive"], &["alive", "doomed"], STARTUP)
-        .await;
+    };
     let on_follower = watch(cluster.followers(&leader)[0]).await;
 
     cluster.kill(&leader).await;
@@ -508,13 +541,15 @@ async fn a_worker_killed_during_a_failover_goes_offline_one_timeout_after_the_ta
 
 #[tokio::test]
 async fn a_watch_resumes_on_another_queen_with_exactly_the_changes_it_missed() {
-    if !Etcd::require() {
+    let Some(Running {
+        mut cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &[]).await
+    else {
         return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
+    };
     let followers: Vec<String> = cluster.followers(&leader).iter().map(|q| q.url()).collect();
     for id in ["before-1", "before-2"] {
         assert_eq!(post_beat(&leader, id).await.status(), 200);
@@ -567,19 +602,16 @@ async fn a_watch_resumes_on_another_queen_with_exactly_the_changes_it_missed() {
 
 #[tokio::test]
 async fn losing_one_of_three_etcd_members_changes_nothing_for_the_fleet() {
-    if !Etcd::require() {
-        return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_cluster(3).await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
     let workers = ["m1", "m2"];
-    let _senders = fleet(&cluster, &workers);
-    cluster
-        .queen(&leader)
-        .wait_all_available(&["cluster-hive"], &workers, STARTUP)
-        .await;
+    let Some(Running {
+        mut cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(3, &workers).await
+    else {
+        return;
+    };
     let watches = [watch(cluster.followers(&leader)[0]).await];
     let killed = Instant::now();
     cluster.etcd.kill_member(0).await;
@@ -599,19 +631,16 @@ async fn losing_one_of_three_etcd_members_changes_nothing_for_the_fleet() {
 
 #[tokio::test]
 async fn while_etcd_is_down_followers_serve_their_mirror_and_nothing_acknowledged_is_lost() {
-    if !Etcd::require() {
-        return;
-    }
-    let _slot = slot().await;
-    let etcd = Etcd::start_single().await;
-    let mut cluster = Cluster::start(etcd, 3).await;
-    let leader = cluster.agreed_leader(STARTUP).await;
     let workers = ["d1", "d2"];
-    let _senders = fleet(&cluster, &workers);
-    cluster
-        .queen(&leader)
-        .wait_all_available(&["cluster-hive"], &workers, STARTUP)
-        .await;
+    let Some(Running {
+        mut cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &workers).await
+    else {
+        return;
+    };
     // Acknowledged just before etcd goes.
     assert_eq!(post_beat(&leader, "acked").await.status(), 200);
 
