@@ -66,8 +66,31 @@ pub enum Scenario {
     Startup,
     /// `ingest` with the queen keeping its state in a data directory.
     IngestStore,
+    /// Three queens on etcd: time from killing the leader until another leads, 20 times.
+    Failover,
+    /// A cluster leader at fleet scale: etcd writes for steady beats (none) and per change.
+    ClusterWrites,
+    /// Changes sent to the leader reaching a follower's `/v1/watch`.
+    MirrorLag,
+    /// `ingest` with the queen leading a cluster on etcd.
+    IngestCluster,
+    /// The four cluster scenarios (each starts its own etcd).
+    Cluster,
     /// Every scenario.
     All,
+}
+
+impl Scenario {
+    /// Whether this is one of the scenarios of the `cluster` group.
+    pub fn in_cluster_group(self) -> bool {
+        matches!(
+            self,
+            Scenario::Failover
+                | Scenario::ClusterWrites
+                | Scenario::MirrorLag
+                | Scenario::IngestCluster
+        )
+    }
 }
 
 /// Bench settings; `--quick` shrinks everything to a smoke run of a few seconds.
@@ -98,7 +121,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// Measured time: fleet and the watch and stream windows (default 30 s), the store
-    /// scenario's changes (default 60 s).
+    /// scenario's changes (default 60 s), cluster-writes' two windows and mirror-lag's changes
+    /// (default 20 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Fleet: simulated workers (each beats every 5 s).
@@ -153,12 +177,26 @@ pub struct BenchArgs {
     /// Startup: starts measured, each on a fresh copy of the data directory.
     #[arg(long, default_value_t = 3)]
     pub startup_runs: u32,
+    /// Cluster scenarios: the etcd binary; defaults to `etcd` on the `PATH`.
+    #[arg(long)]
+    pub etcd_bin: Option<PathBuf>,
+    /// Failover: times the leader is killed (and restarted).
+    #[arg(long, default_value_t = 20)]
+    pub failover_kills: u32,
+    /// Failover: simulated workers beating at the leader every 200 ms.
+    #[arg(long, default_value_t = 50)]
+    pub failover_workers: usize,
+    /// Cluster-writes and mirror-lag: simulated workers (each beats every 5 s).
+    #[arg(long, default_value_t = 10_000)]
+    pub cluster_workers: usize,
 }
 
 impl BenchArgs {
     /// Returns whether `scenario` is selected.
     pub fn runs(&self, scenario: Scenario) -> bool {
-        self.scenario == Scenario::All || self.scenario == scenario
+        self.scenario == Scenario::All
+            || self.scenario == scenario
+            || (self.scenario == Scenario::Cluster && scenario.in_cluster_group())
     }
 
     /// `--duration`, or `default` when not given.

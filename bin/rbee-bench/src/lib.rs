@@ -1,11 +1,13 @@
 //! rbee-bench: measures queen-rbee against a ceiling server (ingest), at fleet scale, for detection delay,
-//! for memory per entry, for its watch and summary streams, and with its kept state (store, startup,
-//! ingest-store), all on 127.0.0.1 and bounded in time.
+//! for memory per entry, for its watch and summary streams, with its kept state (store, startup,
+//! ingest-store), and in a cluster on etcd (failover, cluster-writes, mirror-lag, ingest-cluster),
+//! all on 127.0.0.1 and bounded in time.
 //!
-//! Every scenario starts its own server processes and kills them when it ends.
+//! Every scenario starts its own server processes (etcd included) and kills them when it ends.
 
 pub mod ceiling;
 pub mod config;
+pub mod etcd;
 pub mod http;
 pub mod loadgen;
 pub mod metrics;
@@ -25,6 +27,7 @@ use crate::{
     config::{BenchArgs, Cli, Command, Scenario},
     pin::Pinning,
     report::Report,
+    scenarios::ingest::QueenMode,
 };
 
 /// What every scenario needs to start its servers.
@@ -34,6 +37,8 @@ pub struct Env {
     pub queen_bin: PathBuf,
     /// This executable, re-run as the ceiling server.
     pub self_exe: PathBuf,
+    /// The etcd binary the cluster scenarios start.
+    pub etcd_bin: PathBuf,
     /// CPU layout.
     pub pinning: Pinning,
     /// CPUs usable by this process before pinning.
@@ -74,6 +79,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let env = Env {
         queen_bin,
         self_exe,
+        etcd_bin: etcd::binary(args.etcd_bin.as_deref()),
         pinning,
         cpus,
     };
@@ -213,12 +219,53 @@ async fn run_scenarios(env: &Env, args: &BenchArgs) -> anyhow::Result<Report> {
         );
     }
     if args.runs(Scenario::IngestStore) {
-        let opts = scenarios::ingest::IngestOptions::with_store(args);
+        let opts = scenarios::ingest::IngestOptions::with_queen(args, QueenMode::Store);
         report.ingest_store = Some(
             scenarios::ingest::run(env, &opts)
                 .await
                 .context("ingest-store scenario")?,
         );
     }
+    run_cluster_scenarios(env, args, &mut report).await?;
     Ok(report)
+}
+
+async fn run_cluster_scenarios(
+    env: &Env,
+    args: &BenchArgs,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if args.runs(Scenario::Failover) {
+        let opts = scenarios::failover::FailoverOptions::from_args(args);
+        report.failover = Some(
+            scenarios::failover::run(env, &opts)
+                .await
+                .context("failover scenario")?,
+        );
+    }
+    if args.runs(Scenario::ClusterWrites) {
+        let opts = scenarios::store::StoreOptions::cluster_from_args(args);
+        report.cluster_writes = Some(
+            scenarios::cluster_writes::run(env, &opts)
+                .await
+                .context("cluster-writes scenario")?,
+        );
+    }
+    if args.runs(Scenario::MirrorLag) {
+        let opts = scenarios::mirror_lag::MirrorOptions::from_args(args);
+        report.mirror_lag = Some(
+            scenarios::mirror_lag::run(env, &opts)
+                .await
+                .context("mirror-lag scenario")?,
+        );
+    }
+    if args.runs(Scenario::IngestCluster) {
+        let opts = scenarios::ingest::IngestOptions::with_queen(args, QueenMode::Cluster);
+        report.ingest_cluster = Some(
+            scenarios::ingest::run(env, &opts)
+                .await
+                .context("ingest-cluster scenario")?,
+        );
+    }
+    Ok(())
 }

@@ -16,6 +16,10 @@ pub const STORE_ROWS: &str = "rbee_store_rows_written_total";
 pub const STORE_ERRORS: &str = "rbee_store_errors_total";
 /// From a change entering the change log to its commit, oldest change of each batch.
 pub const COMMIT_LAG: &str = "rbee_store_commit_lag_seconds";
+/// Transactions a cluster leader committed to etcd.
+pub const ETCD_TXNS: &str = "rbee_cluster_etcd_txns_total";
+/// Keys written or deleted by those transactions.
+pub const ETCD_OPS: &str = "rbee_cluster_etcd_ops_total";
 
 /// One reading of `/metrics`.
 #[derive(Debug, Clone, Default)]

@@ -58,14 +58,7 @@ impl Server {
         let out =
             std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone().context("clone log file handle")?;
-        let mut cmd = match cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpu.to_string()).arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut cmd = pinned_command(program, cpu);
         cmd.args(args)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
@@ -95,9 +88,7 @@ impl Server {
 
     /// Returns the last lines of the child's log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(10)..].join("\n")
+        log_tail(&self.log)
     }
 
     /// Kills the child and waits for it.
@@ -135,6 +126,26 @@ impl Drop for Server {
         // kill_on_drop kills the child; the log is only useful while it runs.
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// A command that runs `program` pinned to `cpu` through `taskset` when given (taskset execs
+/// the program, so the child's pid is the program's).
+pub(crate) fn pinned_command(program: &Path, cpu: Option<usize>) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Returns the last lines of the log file at `path`, for error messages.
+pub(crate) fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
 /// Reads the resource use of process `pid` from `/proc`.

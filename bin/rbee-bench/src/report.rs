@@ -8,10 +8,13 @@ use crate::{
     Env,
     config::BenchArgs,
     scenarios::{
+        cluster_writes::WritesFigures,
         detect::DetectFigures,
+        failover::FailoverFigures,
         fleet::FleetFigures,
         ingest::IngestFigures,
         memory::MemoryFigures,
+        mirror_lag::MirrorFigures,
         startup::StartupFigures,
         store::StoreFigures,
         stream::StreamScenario,
@@ -60,6 +63,14 @@ pub struct Report {
     pub startup: Option<StartupFigures>,
     /// Ingest figures with the store on, when run.
     pub ingest_store: Option<IngestFigures>,
+    /// Failover figures, when run.
+    pub failover: Option<FailoverFigures>,
+    /// Cluster-writes figures, when run.
+    pub cluster_writes: Option<WritesFigures>,
+    /// Mirror-lag figures, when run.
+    pub mirror_lag: Option<MirrorFigures>,
+    /// Ingest figures with the queen leading a cluster, when run.
+    pub ingest_cluster: Option<IngestFigures>,
 }
 
 /// One figure compared with its target.
@@ -96,6 +107,10 @@ impl Report {
             store: None,
             startup: None,
             ingest_store: None,
+            failover: None,
+            cluster_writes: None,
+            mirror_lag: None,
+            ingest_cluster: None,
         }
     }
 
@@ -166,14 +181,22 @@ impl Report {
         out.extend(self.watch_stalled.iter().flat_map(StalledFigures::checks));
         out.extend(self.store.iter().flat_map(StoreFigures::checks));
         out.extend(self.startup.iter().flat_map(StartupFigures::checks));
-        if let Some(i) = &self.ingest_store {
-            out.push(Check {
-                name: "ingest_store_ratio",
-                value: i.ingest_ratio,
-                target: ">= 0.90",
-                pass: i.ingest_ratio >= 0.90,
-            });
+        for (name, ingest) in [
+            ("ingest_store_ratio", &self.ingest_store),
+            ("ingest_cluster_ratio", &self.ingest_cluster),
+        ] {
+            if let Some(i) = ingest {
+                out.push(Check {
+                    name,
+                    value: i.ingest_ratio,
+                    target: ">= 0.90",
+                    pass: i.ingest_ratio >= 0.90,
+                });
+            }
         }
+        out.extend(self.failover.iter().flat_map(FailoverFigures::checks));
+        out.extend(self.cluster_writes.iter().flat_map(WritesFigures::checks));
+        out.extend(self.mirror_lag.iter().flat_map(MirrorFigures::checks));
         out
     }
 
@@ -279,6 +302,19 @@ impl Report {
             (
                 "ingest_store",
                 self.ingest_store.as_ref().map(serde_json::to_value),
+            ),
+            ("failover", self.failover.as_ref().map(serde_json::to_value)),
+            (
+                "cluster_writes",
+                self.cluster_writes.as_ref().map(serde_json::to_value),
+            ),
+            (
+                "mirror_lag",
+                self.mirror_lag.as_ref().map(serde_json::to_value),
+            ),
+            (
+                "ingest_cluster",
+                self.ingest_cluster.as_ref().map(serde_json::to_value),
             ),
         ];
         for (name, value) in nested {
@@ -405,6 +441,18 @@ impl Report {
         if let Some(i) = &self.ingest_store {
             write_ingest(s, "ingest-store", i)?;
         }
+        if let Some(f) = &self.failover {
+            f.write_text(s)?;
+        }
+        if let Some(w) = &self.cluster_writes {
+            w.write_text(s)?;
+        }
+        if let Some(m) = &self.mirror_lag {
+            m.write_text(s)?;
+        }
+        if let Some(i) = &self.ingest_cluster {
+            write_ingest(s, "ingest-cluster", i)?;
+        }
         let checks = self.checks();
         if !checks.is_empty() {
             writeln!(s, "\ntargets")?;
@@ -431,6 +479,8 @@ fn write_ingest(s: &mut String, label: &str, i: &IngestFigures) -> std::fmt::Res
         i.connections,
         if i.store {
             ", queen with a data directory"
+        } else if i.cluster {
+            ", queen leading a cluster on etcd"
         } else {
             ""
         }
@@ -470,6 +520,13 @@ fn write_ingest(s: &mut String, label: &str, i: &IngestFigures) -> std::fmt::Res
             s,
             "  queen store: {} rows written over its rounds, {} errors",
             i.store_rows, i.store_errors
+        )?;
+    }
+    if i.cluster {
+        writeln!(
+            s,
+            "  queen etcd writes: {} txns, {} keys over its rounds (registration in the warm-up), {} txns in the measured windows",
+            i.etcd_txns, i.etcd_ops, i.etcd_txns_measured
         )?;
     }
     Ok(())

@@ -1,10 +1,14 @@
 //! The scenarios, one module each, and what the watch and stream scenarios share.
 
 pub mod changes;
+pub mod cluster;
+pub mod cluster_writes;
 pub mod detect;
+pub mod failover;
 pub mod fleet;
 pub mod ingest;
 pub mod memory;
+pub mod mirror_lag;
 pub mod startup;
 pub mod store;
 pub mod stream;
@@ -12,15 +16,27 @@ pub mod watch;
 pub mod watch_connect;
 pub mod watch_resume;
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use crate::{Env, process::Server};
 
 /// Starts the queen with `--bind 127.0.0.1:0` and `flags`, pinned like every server.
 pub(crate) async fn spawn_queen(env: &Env, flags: &[(&str, String)]) -> anyhow::Result<Server> {
-    let mut args = vec!["--bind".to_owned(), "127.0.0.1:0".to_owned()];
-    // Nothing on disk unless the scenario names a data directory.
-    if !flags.iter().any(|(flag, _)| *flag == "--data-dir") {
+    spawn_queen_on(env, SocketAddr::from(([127, 0, 0, 1], 0)), flags).await
+}
+
+/// Starts the queen with `--bind bind` and `flags`, pinned like every server.
+pub(crate) async fn spawn_queen_on(
+    env: &Env,
+    bind: SocketAddr,
+    flags: &[(&str, String)],
+) -> anyhow::Result<Server> {
+    let mut args = vec!["--bind".to_owned(), bind.to_string()];
+    // Nothing on disk unless the scenario names a data directory (or etcd, which replaces it).
+    if !flags
+        .iter()
+        .any(|(flag, _)| *flag == "--data-dir" || *flag == "--etcd-endpoints")
+    {
         args.push("--ephemeral".to_owned());
     }
     for (flag, value) in flags {

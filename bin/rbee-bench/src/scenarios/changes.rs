@@ -71,6 +71,14 @@ impl FleetShape {
         }
     }
 
+    /// The queen flags that set this pace.
+    pub fn queen_flags(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("--heartbeat-interval", flag_duration(self.interval)),
+            ("--heartbeat-timeout", flag_duration(self.timeout)),
+        ]
+    }
+
     /// The small fleet of `--quick`.
     pub fn quick(workers: usize, change_rate: u32) -> Self {
         Self {
@@ -428,12 +436,20 @@ impl LiveFleet {
         flip_cap: usize,
         extra_flags: &[(&str, String)],
     ) -> anyhow::Result<Self> {
-        let mut flags = vec![
-            ("--heartbeat-interval", flag_duration(shape.interval)),
-            ("--heartbeat-timeout", flag_duration(shape.timeout)),
-        ];
+        let mut flags = shape.queen_flags();
         flags.extend(extra_flags.iter().cloned());
         let queen = spawn_queen(env, &flags).await?;
+        Self::start_on(queen, shape, prefix, flip_cap).await
+    }
+
+    /// [`LiveFleet::start`] on a queen already running with [`FleetShape::queen_flags`] (a
+    /// cluster's leader, say).
+    pub async fn start_on(
+        queen: Server,
+        shape: FleetShape,
+        prefix: &str,
+        flip_cap: usize,
+    ) -> anyhow::Result<Self> {
         let addr = queen.addr;
         // Whole seconds keep the bodies close to what a real sender emits; one started_at for all
         // bodies of a worker, or a flip would look like a restart.
@@ -793,6 +809,24 @@ impl BeatFigures {
             flip_latency: changer.flip_latency.summary(),
             flip_failed: changer.flip_failed,
         }
+    }
+
+    /// Writes the line of a window of `flips` in `seconds` (and `other_changes`), then the
+    /// heartbeat line.
+    pub fn write_window_text(
+        &self,
+        s: &mut String,
+        seconds: f64,
+        flips: u64,
+        other_changes: u64,
+    ) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        writeln!(
+            s,
+            "  changes {seconds:.1} s, {flips} flips ({:.1}/s), other changes {other_changes}",
+            ratio(flips as f64, seconds)
+        )?;
+        self.write_text(s)
     }
 
     /// Writes the heartbeat line of the text report.

@@ -6,7 +6,9 @@
 //! shared machine; medians of alternating rounds do not.
 //!
 //! `ingest-store` runs the same rounds with the queen keeping its state in a fresh data directory:
-//! the store is written behind the heartbeat path, so the ratio should not move.
+//! the store is written behind the heartbeat path, so the ratio should not move. `ingest-cluster`
+//! runs them with the queen leading a cluster on a fresh etcd of its own each round: beats that
+//! change nothing never reach etcd, so again the ratio should not move.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,11 +18,15 @@ use serde::Serialize;
 use crate::{
     Env,
     config::BenchArgs,
+    etcd::Etcd,
     loadgen::{LoadResult, closed_loop},
     metrics::{Metrics, STORE_ERRORS, STORE_ROWS},
     payload::heartbeat_requests,
     process::Server,
-    scenarios::{own_cpu_seconds, spawn_queen},
+    scenarios::{
+        cluster::{self, Writes},
+        own_cpu_seconds, spawn_queen,
+    },
     stats::{Summary, median, ratio},
 };
 
@@ -38,8 +44,19 @@ pub struct IngestOptions {
     pub warmup: Duration,
     /// Concurrent keep-alive connections.
     pub connections: usize,
-    /// Whether the queen keeps its state in a data directory (a fresh one per round).
-    pub store: bool,
+    /// Where the queen keeps its state.
+    pub queen: QueenMode,
+}
+
+/// Where the queen of the ingest rounds keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueenMode {
+    /// Nowhere (`--ephemeral`).
+    Ephemeral,
+    /// In a fresh data directory per round.
+    Store,
+    /// In etcd, as the leader of a cluster of one, on a fresh etcd per round.
+    Cluster,
 }
 
 impl IngestOptions {
@@ -51,7 +68,7 @@ impl IngestOptions {
                 round: Duration::from_secs(1),
                 warmup: Duration::from_millis(300),
                 connections: args.connections.min(8),
-                store: false,
+                queen: QueenMode::Ephemeral,
             };
         }
         Self {
@@ -59,14 +76,15 @@ impl IngestOptions {
             round: args.round_duration,
             warmup: Duration::from_secs(1),
             connections: args.connections,
-            store: false,
+            queen: QueenMode::Ephemeral,
         }
     }
 
-    /// The `ingest-store` variant: the same rounds, the queen with a data directory.
-    pub fn with_store(args: &BenchArgs) -> Self {
+    /// The same rounds with the queen keeping its state as `queen` says (`ingest-store`,
+    /// `ingest-cluster`).
+    pub fn with_queen(args: &BenchArgs, queen: QueenMode) -> Self {
         Self {
-            store: true,
+            queen,
             ..Self::from_args(args)
         }
     }
@@ -95,6 +113,15 @@ pub struct Round {
     /// Failed writes of the queen's store in the round (with a data directory only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_errors: Option<u64>,
+    /// etcd transactions the queen committed over the round, warm-up included (cluster only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_txns: Option<u64>,
+    /// Keys those transactions wrote (cluster only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_ops: Option<u64>,
+    /// etcd transactions committed in the measured window only (cluster only): should be 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_txns_measured: Option<u64>,
 }
 
 /// Figures of the ingest scenario.
@@ -129,6 +156,14 @@ pub struct IngestFigures {
     pub store_rows: u64,
     /// Failed writes of its store, over all queen rounds.
     pub store_errors: u64,
+    /// Whether the queen led a cluster on etcd.
+    pub cluster: bool,
+    /// etcd transactions its queen rounds committed, warm-up (registration) included.
+    pub etcd_txns: u64,
+    /// Keys they wrote.
+    pub etcd_ops: u64,
+    /// etcd transactions committed in the measured windows: should be 0.
+    pub etcd_txns_measured: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,9 +211,13 @@ pub async fn run(env: &Env, opts: &IngestOptions) -> anyhow::Result<IngestFigure
         queen_latency: queen.latency.summary(),
         queen_failed: queen.failed,
         connections: opts.connections,
-        store: opts.store,
+        store: opts.queen == QueenMode::Store,
         store_rows: rounds.iter().filter_map(|r| r.store_rows).sum(),
         store_errors: rounds.iter().filter_map(|r| r.store_errors).sum(),
+        cluster: opts.queen == QueenMode::Cluster,
+        etcd_txns: rounds.iter().filter_map(|r| r.etcd_txns).sum(),
+        etcd_ops: rounds.iter().filter_map(|r| r.etcd_ops).sum(),
+        etcd_txns_measured: rounds.iter().filter_map(|r| r.etcd_txns_measured).sum(),
         rounds,
     })
 }
@@ -189,14 +228,18 @@ async fn run_round(
     target: Target,
 ) -> anyhow::Result<(LoadResult, Round)> {
     // A fresh process per round: no state or heap carries over between rounds; with the store,
-    // a fresh data directory too, removed after the round.
-    let data_dir = match (target, opts.store) {
-        (Target::Queen, true) => Some(
+    // a fresh data directory too, removed after the round; in a cluster, a fresh etcd.
+    let data_dir = match (target, opts.queen) {
+        (Target::Queen, QueenMode::Store) => Some(
             tempfile::Builder::new()
                 .prefix("rbee-bench-ingest-")
                 .tempdir()
                 .context("create a data directory")?,
         ),
+        _ => None,
+    };
+    let etcd = match (target, opts.queen) {
+        (Target::Queen, QueenMode::Cluster) => Some(cluster::start_etcd(env).await?),
         _ => None,
     };
     let server = match target {
@@ -208,12 +251,7 @@ async fn run_round(
             ];
             Server::spawn("ceiling", &env.self_exe, &args, env.pinning.server_cpu).await?
         }
-        Target::Queen => match &data_dir {
-            Some(dir) => {
-                spawn_queen(env, &[("--data-dir", dir.path().display().to_string())]).await?
-            }
-            None => spawn_queen(env, &[]).await?,
-        },
+        Target::Queen => spawn_round_queen(env, data_dir.as_ref(), etcd.as_ref()).await?,
     };
     let requests: Arc<[_]> = heartbeat_requests(server.addr, "bench-w", IDS).into();
     closed_loop(
@@ -224,6 +262,10 @@ async fn run_round(
         opts.warmup,
     )
     .await;
+    let writes_before = match &etcd {
+        Some(_) => Some(Writes::of(&Metrics::fetch(server.addr).await?)),
+        None => None,
+    };
     let server_before = server.stats()?;
     let bench_before = own_cpu_seconds();
     let result = closed_loop(
@@ -242,12 +284,17 @@ async fn run_round(
             server.log_tail()
         );
     }
-    let store = match data_dir {
-        Some(_) => Some(Metrics::fetch(server.addr).await?),
-        None => None,
+    let after = match (&data_dir, &etcd) {
+        (None, None) => None,
+        _ => Some(Metrics::fetch(server.addr).await?),
     };
+    let store = after.as_ref().filter(|_| data_dir.is_some());
+    let writes = after.as_ref().filter(|_| etcd.is_some()).map(Writes::of);
     server.stop().await;
     drop(data_dir);
+    if let Some(etcd) = etcd {
+        etcd.stop().await;
+    }
     let secs = result.elapsed.as_secs_f64();
     let round = Round {
         target: match target {
@@ -263,8 +310,28 @@ async fn run_round(
             result.ok as f64,
         ),
         bench_cpu: ratio(bench_after - bench_before, secs),
-        store_rows: store.as_ref().map(|m| m.counter(STORE_ROWS)),
-        store_errors: store.as_ref().map(|m| m.counter(STORE_ERRORS)),
+        store_rows: store.map(|m| m.counter(STORE_ROWS)),
+        store_errors: store.map(|m| m.counter(STORE_ERRORS)),
+        etcd_txns: writes.map(|w| w.txns),
+        etcd_ops: writes.map(|w| w.ops),
+        etcd_txns_measured: writes
+            .zip(writes_before)
+            .map(|(after, before)| after.since(before).txns),
     };
     Ok((result, round))
+}
+
+/// Starts the round's queen: ephemeral, on `data_dir`, or as the leader of a cluster on `etcd`.
+async fn spawn_round_queen(
+    env: &Env,
+    data_dir: Option<&tempfile::TempDir>,
+    etcd: Option<&Etcd>,
+) -> anyhow::Result<Server> {
+    match (data_dir, etcd) {
+        (_, Some(etcd)) => cluster::spawn_leader(env, etcd, &[]).await,
+        (Some(dir), None) => {
+            spawn_queen(env, &[("--data-dir", dir.path().display().to_string())]).await
+        }
+        (None, None) => spawn_queen(env, &[]).await,
+    }
 }

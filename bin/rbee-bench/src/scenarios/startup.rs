@@ -308,7 +308,7 @@ async fn start_once(
     let health: serde_json::Value = serde_json::from_slice(&health_body).unwrap_or_default();
 
     // The start rewrites what it changed (the online entries, now restored): wait until written.
-    let metrics = settle(addr, Some(dir), limit).await?;
+    let metrics = settle(addr, STORE_ROWS, Some(dir), limit).await?;
     let store_idle_ms = ms(spawned.elapsed().saturating_sub(IDLE_FOR));
     let (_, wal_bytes) = db_size(dir);
     let events_path = format!(

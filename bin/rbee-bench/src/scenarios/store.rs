@@ -12,14 +12,16 @@ use crate::{
     Env,
     config::BenchArgs,
     http,
+    loadgen::PacedResult,
     metrics::{BucketFigures, COMMIT_LAG, Metrics, STORE_ERRORS, STORE_ROWS, STORE_WRITES},
+    process::proc_stats,
     report::Check,
-    scenarios::changes::{BeatFigures, FleetShape, LiveFleet},
+    scenarios::changes::{BeatFigures, FleetShape, LiveFleet, Window},
     stats::{Summary, ratio},
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
-/// How long the store may take to write what the registration produced.
+/// How long the queen may take to write what the registration produced.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// The store counts as idle once its row counter has not moved for this long (many batch windows).
 pub(crate) const IDLE_FOR: Duration = Duration::from_millis(500);
@@ -38,19 +40,33 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Builds the options from the command line.
     pub fn from_args(args: &BenchArgs) -> Self {
-        if args.quick {
-            return Self {
-                shape: FleetShape::quick(300, 20),
-                duration: Duration::from_secs(2),
-                // Three beats of every worker (1 s interval in quick form).
-                steady: Duration::from_secs(3),
-            };
-        }
-        Self {
+        Self::quick(args).unwrap_or_else(|| Self {
             shape: FleetShape::full(args.store_workers, args.change_rate),
             duration: args.duration_or(Duration::from_secs(60)),
             steady: args.steady_duration,
-        }
+        })
+    }
+
+    /// The `cluster-writes` scenario's settings: the same phases at a cluster leader, both
+    /// windows `--duration` long (default 20 s).
+    pub fn cluster_from_args(args: &BenchArgs) -> Self {
+        Self::quick(args).unwrap_or_else(|| {
+            let window = args.duration_or(Duration::from_secs(20));
+            Self {
+                shape: FleetShape::full(args.cluster_workers, args.change_rate),
+                duration: window,
+                steady: window,
+            }
+        })
+    }
+
+    fn quick(args: &BenchArgs) -> Option<Self> {
+        args.quick.then(|| Self {
+            shape: FleetShape::quick(300, 20),
+            duration: Duration::from_secs(2),
+            // Three beats of every worker (1 s interval in quick form).
+            steady: Duration::from_secs(3),
+        })
     }
 }
 
@@ -129,12 +145,8 @@ impl StoreFigures {
             self.steady_hb_latency.p50_ms,
             self.steady_hb_latency.p99_ms
         )?;
-        writeln!(
-            s,
-            "  changes {:.1} s, {} flips ({:.1}/s), other changes {}",
-            self.seconds, self.flips, self.flip_rate, self.other_changes
-        )?;
-        self.beats.write_text(s)?;
+        self.beats
+            .write_window_text(s, self.seconds, self.flips, self.other_changes)?;
         writeln!(
             s,
             "  commit lag (bucket bounds) p50 <= {:.0} ms  p99 <= {:.0} ms  max <= {:.0} ms  mean {:.1} ms over {} commits",
@@ -205,98 +217,167 @@ pub async fn run(env: &Env, opts: &StoreOptions) -> anyhow::Result<StoreFigures>
     let cap = (f64::from(opts.shape.change_rate) * (opts.duration.as_secs_f64() + 5.0)) as usize;
     let mut fleet = LiveFleet::start_with(env, opts.shape, "store-w", cap, &flags).await?;
     let addr = fleet.addr;
-
-    // The registration: every worker's first heartbeat is a change; let the store write it all.
-    let registered_at = Instant::now();
-    let after_registration = settle(addr, Some(dir.path()), Instant::now() + SETTLE_LIMIT).await?;
-    let registration_settle_s = registered_at
-        .elapsed()
-        .saturating_sub(IDLE_FOR)
-        .as_secs_f64();
-
-    // Steady beats: nothing material changes, so nothing may be written.
-    let steady_start = Instant::now();
-    fleet.beat(steady_start, None);
-    tokio::time::sleep(opts.steady).await;
-    let steady_beats = fleet.stop_beats().await;
-    let steady_seconds = steady_start.elapsed().as_secs_f64();
-    let after_steady = Metrics::fetch(addr).await?;
-    fleet.beat(Instant::now() + Duration::from_secs(24 * 3600), None);
-
-    // Material changes at the change rate.
-    let before = Metrics::fetch(addr).await?;
-    let window = fleet.flip_window(opts.duration, Duration::ZERO, 0).await?;
-    let at_end = Metrics::fetch(addr).await?;
-    // The last batches commit within a window or two; the lag histogram should hold them.
-    let settled = settle(addr, Some(dir.path()), Instant::now() + SETTLE_LIMIT).await?;
+    let p = WritePhases::run(&mut fleet, opts, STORE_ROWS, Some(dir.path()), None).await?;
     let (_, health) = http::get(addr, "/health").await.context("GET /health")?;
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap_or_default();
     let (db_bytes, wal_bytes) = db_size(dir.path());
     let other_changes = fleet.flips.others();
     let (changer, peak) = fleet.stop().await;
 
-    let lag = settled
+    let lag = p
+        .settled
         .histogram(COMMIT_LAG)
-        .since(&before.histogram(COMMIT_LAG));
-    let commits = at_end
+        .since(&p.before.histogram(COMMIT_LAG));
+    let commits = p
+        .at_end
         .counter(STORE_WRITES)
-        .saturating_sub(before.counter(STORE_WRITES));
-    let rows = at_end
+        .saturating_sub(p.before.counter(STORE_WRITES));
+    let rows = p
+        .at_end
         .counter(STORE_ROWS)
-        .saturating_sub(before.counter(STORE_ROWS));
-    let all_rows = settled
+        .saturating_sub(p.before.counter(STORE_ROWS));
+    let all_rows = p
+        .settled
         .counter(STORE_ROWS)
-        .saturating_sub(before.counter(STORE_ROWS));
-    let flips = window.flips as u64;
+        .saturating_sub(p.before.counter(STORE_ROWS));
+    let flips = p.window.flips as u64;
     Ok(StoreFigures {
         workers: opts.shape.workers,
-        registration_rows: after_registration.counter(STORE_ROWS),
-        registration_settle_s,
-        steady_seconds,
-        steady_beats: steady_beats.load.ok,
-        steady_rows: after_steady
+        registration_rows: p.registration.counter(STORE_ROWS),
+        registration_settle_s: p.registration_settle_s,
+        steady_seconds: p.steady_seconds,
+        steady_beats: p.steady.load.ok,
+        steady_rows: p
+            .after_steady
             .counter(STORE_ROWS)
-            .saturating_sub(after_registration.counter(STORE_ROWS)),
-        steady_commits: after_steady
+            .saturating_sub(p.registration.counter(STORE_ROWS)),
+        steady_commits: p
+            .after_steady
             .counter(STORE_WRITES)
-            .saturating_sub(after_registration.counter(STORE_WRITES)),
-        steady_hb_latency: steady_beats.load.latency.summary(),
-        seconds: window.seconds,
+            .saturating_sub(p.registration.counter(STORE_WRITES)),
+        steady_hb_latency: p.steady.load.latency.summary(),
+        seconds: p.window.seconds,
         flips,
-        flip_rate: ratio(flips as f64, window.seconds),
-        beats: BeatFigures::new(&window.beats, &changer, window.seconds),
+        flip_rate: ratio(flips as f64, p.window.seconds),
+        beats: BeatFigures::new(&p.window.beats, &changer, p.window.seconds),
         commit_lag: lag.figures(),
         commits,
-        commit_rate: ratio(commits as f64, window.seconds),
+        commit_rate: ratio(commits as f64, p.window.seconds),
         rows,
-        rows_per_s: ratio(rows as f64, window.seconds),
+        rows_per_s: ratio(rows as f64, p.window.seconds),
         rows_per_flip: ratio(all_rows as f64, flips as f64),
         other_changes,
-        store_errors: settled.counter(STORE_ERRORS),
+        store_errors: p.settled.counter(STORE_ERRORS),
         health_store: health["store"].as_str().unwrap_or("?").to_owned(),
         db_bytes,
         wal_bytes,
-        cpu_share: window.cpu_share,
-        bench_cpu_share: window.bench_cpu_share,
+        cpu_share: p.window.cpu_share,
+        bench_cpu_share: p.window.bench_cpu_share,
         peak_rss_bytes: peak,
     })
 }
 
-/// Waits until the store has written nothing for [`IDLE_FOR`], and returns that reading. With
-/// `dir`, the WAL must not grow meanwhile either: a large transaction writes for a long time
-/// before its rows are counted.
+/// What the store and cluster-writes scenarios read on a live fleet, phase by phase: the
+/// registration written, a steady phase of beats that change nothing, and a window of changes.
+#[derive(Debug)]
+pub(crate) struct WritePhases {
+    /// `/metrics` once the registration was written.
+    pub registration: Metrics,
+    /// Seconds the registration took to be written, counted from its last answer.
+    pub registration_settle_s: f64,
+    /// The beats of the steady phase.
+    pub steady: PacedResult,
+    /// Length of the steady phase, in seconds.
+    pub steady_seconds: f64,
+    /// `/metrics` after the steady phase.
+    pub after_steady: Metrics,
+    /// `/metrics` before the window of changes.
+    pub before: Metrics,
+    /// The window of changes.
+    pub window: Window,
+    /// `/metrics` right after the window.
+    pub at_end: Metrics,
+    /// `/metrics` once the window's writes were done.
+    pub settled: Metrics,
+    /// CPU seconds the other process (etcd) used in the steady phase and in the window.
+    pub other_cpu: [f64; 2],
+}
+
+impl WritePhases {
+    /// Runs the phases on `fleet`, waiting for the queen's `counter` (with `dir`, its WAL too) to
+    /// settle after the registration and after the window; `other` is a process whose CPU is
+    /// read at the phases' ends.
+    pub(crate) async fn run(
+        fleet: &mut LiveFleet,
+        opts: &StoreOptions,
+        counter: &str,
+        dir: Option<&Path>,
+        other: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let addr = fleet.addr;
+        let other_cpu = || {
+            other
+                .and_then(|pid| proc_stats(pid).ok())
+                .map_or(0.0, |s| s.cpu_seconds)
+        };
+        // The registration: every worker's first heartbeat is a change; let it all be written.
+        let registered_at = Instant::now();
+        let registration = settle(addr, counter, dir, Instant::now() + SETTLE_LIMIT).await?;
+        let registration_settle_s = registered_at
+            .elapsed()
+            .saturating_sub(IDLE_FOR)
+            .as_secs_f64();
+
+        // Steady beats: nothing material changes, so nothing may be written.
+        let cpu_before = other_cpu();
+        let steady_start = Instant::now();
+        fleet.beat(steady_start, None);
+        tokio::time::sleep(opts.steady).await;
+        let steady = fleet.stop_beats().await;
+        let steady_seconds = steady_start.elapsed().as_secs_f64();
+        let after_steady = Metrics::fetch(addr).await?;
+        let steady_cpu = other_cpu() - cpu_before;
+        fleet.beat(Instant::now() + Duration::from_secs(24 * 3600), None);
+
+        // Material changes at the change rate.
+        let before = Metrics::fetch(addr).await?;
+        let cpu_before = other_cpu();
+        let window = fleet.flip_window(opts.duration, Duration::ZERO, 0).await?;
+        let window_cpu = other_cpu() - cpu_before;
+        let at_end = Metrics::fetch(addr).await?;
+        // The last batches are written within a window or two.
+        let settled = settle(addr, counter, dir, Instant::now() + SETTLE_LIMIT).await?;
+        Ok(Self {
+            registration,
+            registration_settle_s,
+            steady,
+            steady_seconds,
+            after_steady,
+            before,
+            window,
+            at_end,
+            settled,
+            other_cpu: [steady_cpu, window_cpu],
+        })
+    }
+}
+
+/// Waits until the queen's `counter` (the store's rows, the etcd keys a leader wrote) has not
+/// moved for [`IDLE_FOR`], and returns that reading. With `dir`, the WAL must not grow meanwhile
+/// either: a large transaction writes for a long time before its rows are counted.
 pub(crate) async fn settle(
     addr: std::net::SocketAddr,
+    counter: &str,
     dir: Option<&Path>,
     limit: Instant,
 ) -> anyhow::Result<Metrics> {
     let wal = || dir.map_or(0, |d| db_size(d).1);
-    let mut last = (Metrics::fetch(addr).await?.counter(STORE_ROWS), wal());
+    let mut last = (Metrics::fetch(addr).await?.counter(counter), wal());
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let reading = Metrics::fetch(addr).await?;
-        let now = (reading.counter(STORE_ROWS), wal());
+        let now = (reading.counter(counter), wal());
         if now != last {
             since = Instant::now();
         } else if since.elapsed() >= IDLE_FOR {
@@ -304,7 +385,7 @@ pub(crate) async fn settle(
         }
         anyhow::ensure!(
             Instant::now() < limit,
-            "the store kept writing until the bench gave up"
+            "{counter} kept growing until the bench gave up"
         );
         last = now;
     }

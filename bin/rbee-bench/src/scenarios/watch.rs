@@ -269,13 +269,19 @@ pub async fn run_stalled(env: &Env, opts: &WatchOptions) -> anyhow::Result<Stall
     })
 }
 
+/// What one reading subscriber saw.
 #[derive(Debug, Default)]
-struct ReaderResult {
-    delivery: Latency,
-    received: u64,
-    syncs: u64,
-    sync_bytes: u64,
-    failed: bool,
+pub(crate) struct ReaderResult {
+    /// Delay from each flip's answer to its arrival.
+    pub(crate) delivery: Latency,
+    /// Flips received.
+    pub(crate) received: u64,
+    /// `sync` events, the first included.
+    pub(crate) syncs: u64,
+    /// The largest `sync`, in bytes.
+    pub(crate) sync_bytes: u64,
+    /// Whether its stream failed.
+    pub(crate) failed: bool,
 }
 
 /// Runs one watch run.
@@ -364,7 +370,7 @@ pub(crate) async fn wait_for(counter: &AtomicUsize, n: usize, limit: Instant) {
 }
 
 /// One reading subscriber: records the delay of every flip it receives.
-async fn read_watch(
+pub(crate) async fn read_watch(
     addr: SocketAddr,
     flips: Arc<FlipLog>,
     synced: Arc<AtomicUsize>,
