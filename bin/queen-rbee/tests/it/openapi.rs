@@ -156,6 +156,7 @@ async fn the_document_lists_exactly_the_contract_routes() {
         ("get", "/v1/heartbeats/stream"),
         ("get", "/v1/watch"),
         ("get", "/v1/events"),
+        ("get", "/v1/cluster"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

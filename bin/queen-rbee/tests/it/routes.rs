@@ -446,3 +446,14 @@ async fn charset_in_the_content_type_is_accepted() {
         .unwrap();
     assert_eq!(app.send(request).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_queen_that_runs_alone_answers_404_for_the_cluster() {
+    let app = App::new(&config());
+    let (status, body) = app.get("/v1/cluster").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    // Heartbeats are accepted as ever: no cluster, no redirect.
+    let (status, _) = app.post("/v1/worker-heartbeat", &worker("alone")).await;
+    assert_eq!(status, StatusCode::OK);
+}
