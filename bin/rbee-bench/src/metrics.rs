@@ -20,6 +20,8 @@ pub const COMMIT_LAG: &str = "rbee_store_commit_lag_seconds";
 pub const ETCD_TXNS: &str = "rbee_cluster_etcd_txns_total";
 /// Keys written or deleted by those transactions.
 pub const ETCD_OPS: &str = "rbee_cluster_etcd_ops_total";
+/// The newest revision a queen shows its watchers (a follower: the newest it mirrored).
+pub const REVISION: &str = "rbee_revision";
 
 /// One reading of `/metrics`.
 #[derive(Debug, Clone, Default)]

@@ -16,16 +16,20 @@ use tokio::time::Instant;
 use crate::{
     Env,
     config::BenchArgs,
+    metrics::{ETCD_OPS, Metrics, REVISION},
     report::Check,
     scenarios::{
         changes::{BeatFigures, CONNECT_LIMIT, FleetShape, LiveFleet},
-        cluster,
+        cluster::{self, POLL},
+        store::{IDLE_FOR, settle},
         watch::{ReaderResult, read_watch, wait_for},
     },
     stats::{Summary, ratio},
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// How long the registration may take to reach etcd and the follower.
+const SETTLE_LIMIT: Duration = Duration::from_secs(90);
 
 /// Settings of the mirror-lag scenario.
 #[derive(Debug, Clone)]
@@ -85,6 +89,11 @@ impl WatcherFigures {
 pub struct MirrorFigures {
     /// Simulated workers.
     pub workers: usize,
+    /// From the registration's last answer until the leader had written it all to etcd, in
+    /// seconds (less the idle time that shows it).
+    pub registration_written_s: f64,
+    /// From the registration's last answer until the follower had mirrored it all, in seconds.
+    pub registration_mirrored_s: f64,
     /// Measured seconds.
     pub seconds: f64,
     /// Flips made in the window.
@@ -122,6 +131,11 @@ impl MirrorFigures {
             s,
             "\n[mirror-lag] leader and follower on etcd, {} workers, {:.1} s, {} flips ({:.1}/s, {} answered)",
             self.workers, self.seconds, self.flips, self.flip_rate, self.acked
+        )?;
+        writeln!(
+            s,
+            "  registration: written to etcd {:.2} s, mirrored by the follower {:.2} s after its last answer",
+            self.registration_written_s, self.registration_mirrored_s
         )?;
         self.beats.write_text(s)?;
         for (name, w) in [("follower", &self.follower), ("leader", &self.leader)] {
@@ -174,6 +188,22 @@ pub async fn run(env: &Env, opts: &MirrorOptions) -> anyhow::Result<MirrorFigure
     let cap = (f64::from(opts.shape.change_rate) * (opts.duration.as_secs_f64() + 5.0)) as usize;
     let mut fleet = LiveFleet::start_on(leader, opts.shape, "ml-w", cap).await?;
 
+    // The registration is a burst of changes: measure how long etcd and the follower take to
+    // have all of it, and start the window only after, so that it measures the steady lag.
+    let registered = Instant::now();
+    let written = settle(leader_addr, ETCD_OPS, None, Instant::now() + SETTLE_LIMIT).await?;
+    let registration_written_s = registered.elapsed().saturating_sub(IDLE_FOR).as_secs_f64();
+    let revision = written.counter(REVISION);
+    let limit = Instant::now() + SETTLE_LIMIT;
+    while Metrics::fetch(follower.addr).await?.counter(REVISION) < revision {
+        anyhow::ensure!(
+            Instant::now() < limit,
+            "the follower did not mirror revision {revision} within {SETTLE_LIMIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let registration_mirrored_s = registered.elapsed().as_secs_f64();
+
     let limit = Instant::now() + CONNECT_LIMIT;
     let synced = Arc::new(AtomicUsize::new(0));
     let on_follower = fleet.spawn(read_watch(
@@ -209,6 +239,8 @@ pub async fn run(env: &Env, opts: &MirrorOptions) -> anyhow::Result<MirrorFigure
 
     Ok(MirrorFigures {
         workers: opts.shape.workers,
+        registration_written_s,
+        registration_mirrored_s,
         seconds: window.seconds,
         flips: flips as u64,
         acked,
