@@ -525,7 +525,7 @@ fn write_ingest(s: &mut String, label: &str, i: &IngestFigures) -> std::fmt::Res
     if i.cluster {
         writeln!(
             s,
-            "  queen etcd writes: {} txns, {} keys over its rounds (registration in the warm-up), {} txns in the measured windows",
+            "  queen etcd writes: {} txns, {} keys over its rounds (the warm-up's registrations, written before each window), {} txns in the measured windows",
             i.etcd_txns, i.etcd_ops, i.etcd_txns_measured
         )?;
     }

@@ -7,31 +7,36 @@
 //!
 //! `ingest-store` runs the same rounds with the queen keeping its state in a fresh data directory:
 //! the store is written behind the heartbeat path, so the ratio should not move. `ingest-cluster`
-//! runs them with the queen leading a cluster on a fresh etcd of its own each round: beats that
-//! change nothing never reach etcd, so again the ratio should not move.
+//! runs them with the queen leading a cluster on a fresh etcd of its own each round, measured once
+//! the warm-up's registrations are in etcd: beats that change nothing never reach etcd, so again
+//! the ratio should not move.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::{
     Env,
     config::BenchArgs,
     etcd::Etcd,
     loadgen::{LoadResult, closed_loop},
-    metrics::{Metrics, STORE_ERRORS, STORE_ROWS},
+    metrics::{ETCD_OPS, Metrics, STORE_ERRORS, STORE_ROWS},
     payload::heartbeat_requests,
     process::Server,
     scenarios::{
         cluster::{self, Writes},
         own_cpu_seconds, spawn_queen,
+        store::settle,
     },
     stats::{Summary, median, ratio},
 };
 
 /// Distinct worker ids the load is spread over.
 const IDS: usize = 1000;
+/// How long a cluster leader may take to write the warm-up's registrations to etcd.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Settings of the ingest scenario.
 #[derive(Debug, Clone)]
@@ -113,7 +118,8 @@ pub struct Round {
     /// Failed writes of the queen's store in the round (with a data directory only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_errors: Option<u64>,
-    /// etcd transactions the queen committed over the round, warm-up included (cluster only).
+    /// etcd transactions the queen committed over the round, the warm-up's registrations
+    /// included (cluster only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd_txns: Option<u64>,
     /// Keys those transactions wrote (cluster only).
@@ -262,8 +268,14 @@ async fn run_round(
         opts.warmup,
     )
     .await;
+    // The warm-up registered the ids: in a cluster, let the leader finish writing them to etcd,
+    // so that the window measures steady beats (which write nothing) as in the other modes.
     let writes_before = match &etcd {
-        Some(_) => Some(Writes::of(&Metrics::fetch(server.addr).await?)),
+        Some(_) => {
+            let settled =
+                settle(server.addr, ETCD_OPS, None, Instant::now() + SETTLE_LIMIT).await?;
+            Some(Writes::of(&settled))
+        }
         None => None,
     };
     let server_before = server.stats()?;
