@@ -747,3 +747,51 @@ async fn a_leader_under_heavy_ingest_keeps_its_lease() {
     );
     assert!(metrics.contains("rbee_cluster_leader 1\n"), "{metrics}");
 }
+
+#[tokio::test]
+async fn every_queen_streams_a_burst_of_changes_whole_and_in_order() {
+    let Some(Running {
+        cluster,
+        leader,
+        senders: _senders,
+        _slot,
+    }) = running(1, &[]).await
+    else {
+        return;
+    };
+    let mut watches = vec![watch(cluster.queen(&leader)).await];
+    for follower in cluster.followers(&leader) {
+        watches.push(watch(follower).await);
+    }
+    // Concurrent heartbeats, so that the leader's publisher and etcd writer see them in
+    // batches of all sizes.
+    let mut posts = Vec::new();
+    for n in 0..60 {
+        let leader = leader.clone();
+        posts.push(tokio::spawn(async move {
+            post_beat(&leader, &format!("burst-{n}")).await.status()
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.unwrap(), 200);
+    }
+    let mut streams = Vec::new();
+    for watch in &watches {
+        let revisions = wait_until("60 upserts", DEADLINE, || async {
+            let revisions: Vec<u64> = watch
+                .events()
+                .iter()
+                .filter(|e| e.event == "upsert")
+                .filter_map(|e| e.json()["revision"].as_u64())
+                .collect();
+            (revisions.len() >= 60).then_some(revisions)
+        })
+        .await;
+        assert!(
+            revisions.windows(2).all(|w| w[1] == w[0] + 1),
+            "revisions with gaps: {revisions:?}"
+        );
+        streams.push(revisions);
+    }
+    assert!(streams.windows(2).all(|w| w[0] == w[1]), "{streams:?}");
+}

@@ -218,6 +218,11 @@ impl ChangeLog {
             let start = usize::try_from(published.saturating_add(1).saturating_sub(first))
                 .unwrap_or(usize::MAX);
             for record in ring.records.iter_mut().skip(start) {
+                // Frames held for a cluster's commit stay as they are; only pending changes
+                // are taken.
+                if !matches!(record.body, Body::Pending(_)) {
+                    continue;
+                }
                 if let Body::Pending(change) = std::mem::replace(&mut record.body, Body::Taken) {
                     taken.push((record.revision, record.at, change));
                 }
@@ -332,5 +337,89 @@ impl Ring {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Numbered;
+
+    impl Pending for Numbered {
+        fn frame(&self, epoch: &str, revision: u64) -> serde_json::Result<Bytes> {
+            Ok(Bytes::from(format!("id: {epoch}:{revision}\n\n")))
+        }
+
+        fn transition(&self) -> Option<&Transition> {
+            None
+        }
+
+        fn keep(&self, revision: u64, appended: std::time::Instant) -> fleet_store::Record {
+            fleet_store::Record {
+                revision,
+                kind: "worker",
+                id: format!("w{revision}"),
+                entry: None,
+                transition: None,
+                appended,
+            }
+        }
+    }
+
+    fn frames(log: &ChangeLog, cursor: u64) -> Vec<Bytes> {
+        match log.read(cursor, None, usize::MAX) {
+            Read::Frames { frames, .. } => frames,
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_frames_survive_later_publishes_and_show_once_released() {
+        let history = History {
+            revisions: 100,
+            age: Duration::from_secs(60),
+        };
+        let log = ChangeLog::new("e".to_owned(), 0, history);
+        for _ in 0..3 {
+            log.append(Kind::Worker, Box::new(Numbered));
+        }
+        assert_eq!(log.publish(true, true).len(), 3);
+        assert!(matches!(log.read(0, None, usize::MAX), Read::UpToDate));
+        for _ in 0..2 {
+            log.append(Kind::Worker, Box::new(Numbered));
+        }
+        // The second publish takes only what is new, and leaves the held frames alone.
+        assert_eq!(log.publish(true, true).len(), 2);
+        log.release(3);
+        assert_eq!(frames(&log, 0).len(), 3);
+        log.release(5);
+        let all = frames(&log, 0);
+        let ids: Vec<&[u8]> = all.iter().map(|f| &f[..]).collect();
+        assert_eq!(
+            ids,
+            [
+                &b"id: e:1\n\n"[..],
+                b"id: e:2\n\n",
+                b"id: e:3\n\n",
+                b"id: e:4\n\n",
+                b"id: e:5\n\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mirrored_change_must_be_the_next_revision() {
+        let history = History {
+            revisions: 100,
+            age: Duration::from_secs(60),
+        };
+        let log = ChangeLog::new("e".to_owned(), 7, history);
+        assert!(!log.append_at(9, Kind::Worker, Box::new(Numbered)));
+        assert!(log.append_at(8, Kind::Worker, Box::new(Numbered)));
+        log.publish(false, false);
+        assert_eq!(frames(&log, 7).len(), 1);
+        log.reset(20);
+        assert!(matches!(log.read(8, None, usize::MAX), Read::Behind));
     }
 }

@@ -184,6 +184,16 @@ impl Runner {
         }
     }
 
+    /// Takes every command already queued, without waiting.
+    fn take_queued(&mut self) -> Option<End> {
+        while let Ok(command) = self.commands.try_recv() {
+            if let Some(end) = self.accept(Some(command)) {
+                return Some(end);
+            }
+        }
+        None
+    }
+
     /// Takes one command: the current term's changes are queued, stale ones dropped.
     fn accept(&mut self, command: Option<Command>) -> Option<End> {
         match command {
@@ -478,6 +488,11 @@ impl Runner {
             if !self.shared.gate.term_alive(term) {
                 return None;
             }
+            // Group commit: everything handed over while the last transaction was in flight
+            // goes into the next ones, up to the per-transaction limits.
+            if let Some(end) = self.take_queued() {
+                return Some(self.stopping(client, fence, end).await);
+            }
             if !self.pending.is_empty() {
                 match self.commit(client, fence).await {
                     Ok(true) => backoff = RETRY_MIN,
@@ -528,6 +543,9 @@ impl Runner {
         alive: &watch::Receiver<bool>,
     ) -> Option<End> {
         let mut backoff = RETRY_MIN;
+        if let Some(end) = self.take_queued() {
+            return Some(end);
+        }
         while !self.pending.is_empty() {
             match self.commit(client, fence).await {
                 Ok(true) => backoff = RETRY_MIN,
