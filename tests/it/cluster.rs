@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use test_support::{Daemon, Etcd, Signal, SseRecorder, try_wait_until, wait_until};
 use tokio::time::Instant;
 
-use crate::fleet::{DEADLINE, INTERVAL, Queen, STARTUP, hive, slot, worker};
+use crate::fleet::{DEADLINE, Queen, STARTUP, hive, slot, worker};
 
 /// The leader's lease: etcd's smallest.
 const LEASE: Duration = Duration::from_secs(2);
@@ -621,11 +621,15 @@ async fn losing_one_of_three_etcd_members_changes_nothing_for_the_fleet() {
         .queen(&leader)
         .wait_all_available(&["cluster-hive"], &["m1", "m2", "m-late"], DEADLINE)
         .await;
-    let until = killed + 4 * LEASE;
-    while Instant::now() < until {
-        assert_eq!(cluster.agreed_leader(DEADLINE).await, leader);
-        tokio::time::sleep(INTERVAL).await;
-    }
+    // Watched until four lease times after the kill: any other leader, or an offline worker,
+    // ends the wait early and fails.
+    let window = (killed + 4 * LEASE).saturating_duration_since(Instant::now());
+    let changed = try_wait_until(window, || async {
+        let now = cluster.agreed_leader(DEADLINE).await;
+        (now != leader || !went_offline(&watches[0], killed).is_empty()).then_some(now)
+    })
+    .await;
+    assert_eq!(changed, None, "the leader changed or a worker went offline");
     assert!(went_offline(&watches[0], killed).is_empty());
 }
 
