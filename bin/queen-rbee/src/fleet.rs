@@ -457,6 +457,14 @@ impl Fleet {
         };
         for_each_kind(&mut mirror);
         let applied = mirror.applied.unwrap_or(false);
+        // An entry the registry refused still takes its revision in the log, with the leader's
+        // event: the revisions stay whole, and every later change still fits.
+        if !applied
+            && self.log.revision() + 1 == change.revision
+            && let Some(kind) = Kind::ALL.into_iter().find(|k| k.as_str() == change.kind)
+        {
+            self.append_mirrored(kind, change, None);
+        }
         if applied && let Some(transition) = transition {
             self.metrics.transition(transition.kind, transition.to);
             self.events.push(change.revision, transition);

@@ -202,3 +202,45 @@ proptest! {
         run(&ops);
     }
 }
+
+#[test]
+fn a_mirrored_change_the_registry_refuses_still_keeps_the_revisions_whole() {
+    let new_fleet = || {
+        Fleet::new(
+            RegistryConfig::default(),
+            History {
+                revisions: 100,
+                age: Duration::from_secs(60),
+            },
+            "e".to_owned(),
+            0,
+            Arc::new(Metrics::default()),
+        )
+    };
+    let leader = new_fleet();
+    leader
+        .ingest(
+            worker(1, Status::Ready, 0, Health::Healthy),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    let (_, id, kept) = leader.kept_rows().pop().unwrap();
+    let change = |revision, kept: &str| fleet_cluster::Change {
+        revision,
+        kind: "worker".to_owned(),
+        id: id.clone(),
+        kept: Some(kept.to_owned()),
+        transition: None,
+        frame: bytes::Bytes::from(format!("id: e:{revision}\n\n")),
+    };
+    let follower = new_fleet();
+    assert!(!follower.mirror(&change(1, "not a kept entry")));
+    assert_eq!(
+        follower.log().revision(),
+        1,
+        "the revision is taken all the same"
+    );
+    assert!(follower.mirror(&change(2, &kept)));
+    assert_eq!(follower.log().revision(), 2);
+    assert!(follower.get::<WorkerInfo>(&id).is_some());
+}
