@@ -234,7 +234,8 @@ pub(crate) async fn follow(state: AppState, mut events: mpsc::UnboundedReceiver<
                 for change in &changes {
                     if !state.fleet().mirror(change) {
                         // The etcd side hands changes in order without gaps; one that does not
-                        // fit means a bug or damaged state, and the next reload repairs it.
+                        // fit is a kept form this queen cannot read (damaged, or from a newer
+                        // queen): its revision and event are kept, the entry is left as it was.
                         warn!(revision = change.revision, kind = %change.kind, id = %change.id, "a mirrored change does not fit");
                     }
                 }
